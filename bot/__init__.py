@@ -1,0 +1,1 @@
+"""The Rasa assistant's own parts: text normalisation, the tokenizer component, the domain."""

@@ -1,0 +1,151 @@
+"""The `helpline` command line: train, predict, chat, eval, and content checks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from typing import List, Optional, TextIO
+
+from helpline.paths import ProjectPaths
+
+
+def _quiet_libraries() -> None:
+    """TensorFlow and Rasa print pages of warnings on import; the helpline's output is what matters."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("LOG_LEVEL_LIBRARIES", "ERROR")
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("rasa", "tensorflow", "absl", "matplotlib", "sanic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import structlog  # Rasa logs through structlog, which prints debug lines to stdout unless told
+
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+
+def cmd_content_check(args: argparse.Namespace) -> int:
+    from helpline import content
+
+    try:
+        entries = content.load(args.paths.content)
+    except content.ContentInvalid as invalid:
+        print(invalid, file=sys.stderr)
+        return 1
+    print(f"{len(entries)} entries OK")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from helpline import content, training
+
+    _quiet_libraries()
+    try:
+        training.train(args.paths, force=args.force)
+    except content.ContentInvalid as invalid:
+        print(f"Content has errors, nothing trained:\n{invalid}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _load_assistant(paths: ProjectPaths):
+    from helpline import training
+    from helpline.assistant import Assistant
+
+    _quiet_libraries()
+    with contextlib.redirect_stdout(sys.stderr):  # standard output carries only the command's own output
+        training.train(paths, progress=print)
+        return Assistant.load(paths)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    assistant = _load_assistant(args.paths)
+    source: TextIO = open(args.file, encoding="utf-8") if args.file else sys.stdin
+    status = 0
+    with source:
+        for number, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                text, language = item["text"], item.get("language")
+                if not isinstance(text, str) or (language is not None and language not in ("zh", "vi", "en")):
+                    raise ValueError("text must be a string, language zh, vi or en")
+            except (ValueError, KeyError, TypeError) as error:
+                print(f"line {number}: not a JSON object with a text: {error}", file=sys.stderr)
+                status = 1
+                continue
+            print(asyncio.run(assistant.understand(text, language)).to_json(), flush=True)
+    return status
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    assistant = _load_assistant(args.paths)
+    print("Chat with the helpline assistant in Chinese or Vietnamese (Ctrl-D to stop).")
+    language: Optional[str] = None
+
+    async def turn(text: str) -> None:
+        nonlocal language
+        result = await assistant.respond("terminal", text, language)
+        language = result.language
+        replies = result.replies
+        if result.urgent:
+            replies = [assistant.render("utter_urgent", language, case_ref="(terminal)",
+                                        emergency_numbers=assistant.render("utter_emergency_numbers", language))]
+        for reply in replies:
+            print(f"bot> {reply}")
+        print(f"     [{result.language} {result.intent} {result.confidence:.2f} {result.action}"
+              f"{' urgent:' + str(result.urgent_category) if result.urgent else ''}]")
+
+    while True:
+        try:
+            text = input("you> ")
+        except EOFError:
+            print()
+            return 0
+        if text.strip():
+            asyncio.run(turn(text))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from helpline import evaluation, training
+
+    _quiet_libraries()
+    training.train(args.paths, progress=lambda line: print(line, file=sys.stderr))
+    print(evaluation.run(args.paths))
+    print(f"\nWritten to {args.paths.reports / 'eval.md'}", file=sys.stderr)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="helpline", description="A confidential helpline for factory workers.")
+    commands = main.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="build the training data from content/ and train the model")
+    train.add_argument("--force", action="store_true", help="train even when nothing changed")
+    train.set_defaults(func=cmd_train)
+    predict = commands.add_parser("predict", help='classify JSON lines {"text": ..., "language": optional}')
+    predict.add_argument("--file", help="read this file instead of standard input")
+    predict.set_defaults(func=cmd_predict)
+    commands.add_parser("chat", help="talk to the assistant in the terminal").set_defaults(func=cmd_chat)
+    commands.add_parser("eval", help="write the evaluation report to reports/").set_defaults(func=cmd_eval)
+    content = commands.add_parser("content", help="content tools")
+    content_commands = content.add_subparsers(dest="content_command", required=True)
+    content_commands.add_parser("check", help="check content/ and list every error").set_defaults(func=cmd_content_check)
+    return main
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    args.paths = ProjectPaths()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
