@@ -2,9 +2,10 @@
 
 Script rules decide most messages: Han characters are Chinese; a Vietnamese letter with a diacritic
 is Vietnamese. Latin text without diacritics is the hard case ("toi bi no luong" or "my boss didnt
-pay me"): every word of unaccented Vietnamese is a valid Vietnamese syllable, and most English
-sentences have words that cannot be one, so the share of valid syllables decides, with langdetect
-(seeded, restricted to these languages) breaking ties. Text with no letters ("ok", "?", "123",
+pay me"): every word of unaccented Vietnamese is a valid Vietnamese syllable (or a chat
+abbreviation), and most English sentences have words that cannot be one, so the count of each
+decides; a common English word that is also a valid syllable ("me", "to") counts half to each, and
+langdetect (seeded, restricted to these languages) breaks ties. Text with no letters ("ok", "?", "123",
 emoji) has no language: the caller keeps the conversation's previous one.
 """
 
@@ -43,10 +44,13 @@ _ENGLISH_WORDS = frozenset(
     boss factory company overtime salary wage wages hour hours leave sick help need want know get
     got make made take took give gave go went come came see say said tell ask call contract quit
     fired insurance holiday today tomorrow yesterday now still again after before because if
+    thanks bye see lot so im tired home man men nice hot cool fine sure well great let lets
+    hope sad happy love miss mom dad wife son child kids family friend doctor hospital phone
+    number name address email chat talk speak chinese vietnamese english language
     """.split()
 )
-_CONFIDENT_SHARE = 0.85
-_ENGLISH_SHARE = 0.5
+# Words that say nothing about the language: "ok" alone keeps the conversation's language.
+_NEUTRAL_WORDS = frozenset({"ok", "okay", "oke", "okie", "okela", "hihi", "haha", "hehe", "kk", "kkk"})
 
 
 @dataclass(frozen=True)
@@ -83,23 +87,22 @@ def detect(text: str) -> Detection:
         return Detection("vi", "diacritics")
     if han:
         return Detection("zh", "han")
-    words = [fold(word) for word in latin_words]
+    words = [fold(word) for word in latin_words if fold(word) not in _NEUTRAL_WORDS]
     if not words:
-        return Detection(None, "no letters")
-    english = sum(word in _ENGLISH_WORDS for word in words)
-    vietnamese = sum(_is_vietnamese_syllable(word) and word not in _ENGLISH_WORDS for word in words)
-    ambiguous = len(words) - english - vietnamese
-    if words == ["ok"] or words == ["okay"]:
         return Detection(None, "no language")
-    share = (vietnamese + 0.5 * sum(_is_vietnamese_syllable(w) for w in words if w in _ENGLISH_WORDS)) / len(words)
-    if vietnamese and share >= _CONFIDENT_SHARE:
-        return Detection("vi", "syllables")
-    if english and share <= _ENGLISH_SHARE and ambiguous + english >= vietnamese:
-        return Detection("en", "english words")
-    guess = _langdetect_vi_or_en(" ".join(words))
-    if guess:
-        return Detection(guess, "langdetect")
-    return Detection("vi" if share > 0.5 else "en", "syllables")
+    vietnamese = english = 0.0
+    for word in words:
+        syllable = _is_vietnamese_syllable(word)
+        if syllable and word in _ENGLISH_WORDS:
+            vietnamese += 0.5
+            english += 0.5
+        elif syllable:
+            vietnamese += 1
+        else:
+            english += 1
+    if vietnamese != english:
+        return Detection("vi" if vietnamese > english else "en", "syllables")
+    return Detection(_langdetect_vi_or_en(" ".join(words)) or "vi", "langdetect")
 
 
 def choose_reply_language(text: str, previous: Optional[str], default: str = "zh") -> str:
