@@ -13,10 +13,9 @@ the scores and is comparable across messages, which is what the fallback thresho
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Text, Type
+from typing import Any, Dict, List, Type
 
 import numpy as np
-
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -45,7 +44,7 @@ class TfidfSvmClassifier(GraphComponent, IntentClassifier):
         return [Tokenizer]
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> Dict[str, Any]:
         return {
             "word_ngrams": [1, 2],  # for Chinese, "words" are characters: these are character pairs
             "char_ngrams": [2, 4],  # inside words: robust to Vietnamese typos
@@ -55,18 +54,18 @@ class TfidfSvmClassifier(GraphComponent, IntentClassifier):
         }
 
     @staticmethod
-    def required_packages() -> List[Text]:
+    def required_packages() -> List[str]:
         return ["sklearn", "skops"]
 
-    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-                 model: Optional[Any] = None) -> None:
+    def __init__(self, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
+                 model: Any | None = None) -> None:
         self._config = {**self.get_default_config(), **config}
         self._model_storage = model_storage
         self._resource = resource
         self._model = model
 
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                execution_context: ExecutionContext) -> "TfidfSvmClassifier":
         return cls(config, model_storage, resource)
 
@@ -114,7 +113,7 @@ class TfidfSvmClassifier(GraphComponent, IntentClassifier):
             sio.dump(self._model, directory / _MODEL_FILE)
 
     @classmethod
-    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+    def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
              execution_context: ExecutionContext, **kwargs: Any) -> "TfidfSvmClassifier":
         """Load the fitted model; only scikit-learn and NumPy types are accepted from the file."""
         import skops.io as sio

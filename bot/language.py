@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 from langdetect import DetectorFactory, LangDetectException, detect_langs
 
@@ -57,7 +56,7 @@ _NEUTRAL_WORDS = frozenset({"ok", "okay", "oke", "okie", "okela", "hihi", "haha"
 class Detection:
     """The detected language (None when the text has none) and the rule that decided it."""
 
-    language: Optional[str]
+    language: str | None
     reason: str
 
 
@@ -65,7 +64,7 @@ def _is_vietnamese_syllable(word: str) -> bool:
     return bool(_SYLLABLE.fullmatch(word)) or word in VIETNAMESE_ABBREVIATIONS
 
 
-def _langdetect_vi_or_en(text: str) -> Optional[str]:
+def _langdetect_vi_or_en(text: str) -> str | None:
     try:
         candidates = detect_langs(text)
     except LangDetectException:
@@ -105,7 +104,7 @@ def detect(text: str) -> Detection:
     return Detection(_langdetect_vi_or_en(" ".join(words)) or "vi", "langdetect")
 
 
-def choose_reply_language(text: str, previous: Optional[str], default: str = "zh") -> str:
+def choose_reply_language(text: str, previous: str | None, default: str = "zh") -> str:
     """The language to answer in: the message's own if it is Chinese or Vietnamese, else the
     conversation's previous language (short or English messages), else `default`."""
     detected = detect(text).language

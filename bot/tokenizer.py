@@ -9,7 +9,7 @@ folds Vietnamese to one form without diacritics, with chat abbreviations expande
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
@@ -23,7 +23,7 @@ class HelplineTokenizer(Tokenizer):
     """Tokens for Chinese characters and folded Vietnamese words."""
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> Dict[str, Any]:
         """The component's default configuration (the options of every Rasa tokenizer)."""
         return {
             "intent_tokenization_flag": False,
@@ -32,7 +32,7 @@ class HelplineTokenizer(Tokenizer):
             "prefix_separator_symbol": None,
         }
 
-    def tokenize(self, message: Message, attribute: Text) -> List[Token]:
+    def tokenize(self, message: Message, attribute: str) -> List[Token]:
         """Split the text of `attribute` into normalised tokens.
 
         A message with no letters or digits (only emoji or punctuation) becomes one token of its

@@ -1,7 +1,11 @@
 """Urgency detection: does this message need a person at once, and why.
 
-Every message is checked, whoever owns the conversation. The patterns live in `urgency.yml`
-beside this module so that they can be reviewed like content; this module only applies them.
+Every message is checked, whoever owns the conversation. Two detectors, either of which is enough:
+- patterns (`urgency.yml` beside this module, reviewed like content): precise, explainable, and
+  they know hyperbole ("累死了") and questions about the law in general from a crisis;
+- a classifier (`UrgencyModel`) trained by `helpline train` on the labelled messages in
+  `urgency_examples.yml` and, as ordinary messages, the FAQ example questions: it catches crises
+  told in words no pattern lists ("我在江边站了好久 水好黑").
 Recall comes first: a missed crisis is worse than a false alarm.
 """
 
@@ -9,24 +13,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Dict, List, Optional, Pattern, Tuple
+from typing import Any, Dict, Iterable, List, Pattern, Tuple
 
 import yaml
 
 from bot.normalize import normalized
 
 PATTERNS_FILE = Path(__file__).with_name("urgency.yml")
+EXAMPLES_FILE = Path(__file__).with_name("urgency_examples.yml")
+NOT_URGENT_LABEL = "not_urgent"
 CATEGORIES = (
     "self_harm",
     "violence",
     "serious_injury_illness",
     "fire_chemical",
     "detention",
-    "documents_forced_labour",
     "sexual_harassment",
     "child_labour",
+    "documents_forced_labour",
     "wages_withheld_leaving",
 )
 
@@ -36,7 +42,8 @@ class Urgency:
     """The verdict on one message: urgent or not, and the category of the first pattern matched."""
 
     urgent: bool
-    category: Optional[str] = None
+    category: str | None = None
+    source: str | None = None  # "patterns" or "model": which detector said so
 
 
 NOT_URGENT = Urgency(False)
@@ -62,7 +69,7 @@ def _compile(parts: List[str], where: str) -> Pattern[str]:
         raise UrgencyPatternError(f"{PATTERNS_FILE.name}: {where}: {error}") from error
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(path: Path = PATTERNS_FILE) -> _Patterns:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     unknown = set(data["categories"]) - set(CATEGORIES)
@@ -104,5 +111,84 @@ def detect(text: str) -> Urgency:
             continue
         for lang, pattern in by_language.items():
             if pattern.search(cleaned[lang]):
-                return Urgency(True, category)
+                return Urgency(True, category, "patterns")
     return NOT_URGENT
+
+
+def _features(text: str) -> str:
+    return f"{text} {normalized(text)}"
+
+
+class UrgencyModel:
+    """A classifier over character n-grams: not urgent, or one of the categories."""
+
+    def __init__(self, pipeline: Any, threshold: float) -> None:
+        self._pipeline = pipeline
+        self.threshold = threshold
+
+    @classmethod
+    def train(cls, examples: Iterable[Tuple[str, str | None]], threshold: float = 0.5) -> "UrgencyModel":
+        """Fit on (text, category or None for not urgent) pairs."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline, make_union
+
+        texts, labels = [], []
+        for text, category in examples:
+            texts.append(_features(text))
+            labels.append(category or NOT_URGENT_LABEL)
+        pipeline = make_pipeline(
+            make_union(
+                TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True),
+                TfidfVectorizer(analyzer="char", ngram_range=(2, 3), sublinear_tf=True),
+            ),
+            LogisticRegression(C=10, class_weight="balanced", max_iter=2000),
+        )
+        pipeline.fit(texts, labels)
+        return cls(pipeline, threshold)
+
+    def predict(self, text: str) -> Urgency:
+        """Urgent when the probability of all categories together reaches the threshold."""
+        probabilities = self._pipeline.predict_proba([_features(text)])[0]
+        classes = list(self._pipeline.classes_)
+        calm = probabilities[classes.index(NOT_URGENT_LABEL)]
+        if 1.0 - calm < self.threshold:
+            return NOT_URGENT
+        best = max((p, c) for p, c in zip(probabilities, classes) if c != NOT_URGENT_LABEL)
+        return Urgency(True, best[1], "model")
+
+    def save(self, path: Path) -> None:
+        import skops.io as sio
+
+        sio.dump({"pipeline": self._pipeline, "threshold": self.threshold}, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "UrgencyModel":
+        """Load a saved model; only scikit-learn, NumPy and SciPy types are accepted from the file."""
+        import skops.io as sio
+
+        untrusted = sio.get_untrusted_types(file=path)
+        foreign = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "scipy.", "builtins."))]
+        if foreign:
+            raise UrgencyPatternError(f"{path}: unexpected types in the urgency model: {foreign}")
+        data = sio.load(path, trusted=untrusted)
+        return cls(data["pipeline"], data["threshold"])
+
+
+def labelled_examples(path: Path = EXAMPLES_FILE) -> List[Tuple[str, str | None]]:
+    """(text, category or None) pairs from the labelled examples file."""
+    cases = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [(case["text"], case.get("category") if case["urgent"] else None) for case in cases]
+
+
+class UrgencyDetector:
+    """Patterns first, then the classifier when there is one."""
+
+    def __init__(self, model: UrgencyModel | None = None) -> None:
+        self._model = model
+
+    def detect(self, text: str) -> Urgency:
+        verdict = detect(text)
+        if verdict.urgent or self._model is None:
+            return verdict
+        return self._model.predict(text)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from bot import urgency
 from bot.language import choose_reply_language, detect, requested_language
@@ -33,12 +33,12 @@ class Understanding:
     """What the assistant makes of one message on its own (one line of `helpline predict`)."""
 
     text: str
-    language: Optional[str]
+    language: str | None
     intent: str
     confidence: float
     topic: str
     urgent: bool
-    urgent_category: Optional[str]
+    urgent_category: str | None
     action: str  # answer | clarify | handoff
 
     def to_json(self) -> str:
@@ -54,7 +54,7 @@ class Turn:
     confidence: float
     topic: str
     urgent: bool
-    urgent_category: Optional[str]
+    urgent_category: str | None
     action: str  # answer | clarify | handoff
     replies: List[str] = field(default_factory=list)
     responses: List[str] = field(default_factory=list)
@@ -68,9 +68,10 @@ class _KeepMissing(dict):
 class Assistant:
     """The trained assistant, loaded once per process."""
 
-    def __init__(self, agent: Any, topics: Dict[str, str]) -> None:
+    def __init__(self, agent: Any, topics: Dict[str, str], detector: urgency.UrgencyDetector) -> None:
         self._agent = agent
         self._topics = topics
+        self.urgency = detector
 
     @classmethod
     def load(cls, paths: ProjectPaths = ProjectPaths()) -> "Assistant":
@@ -81,7 +82,8 @@ class Assistant:
 
         agent = Agent.load(str(paths.model))
         topics = json.loads(paths.model_info.read_text(encoding="utf-8"))["topics"]
-        return cls(agent, topics)
+        model = urgency.UrgencyModel.load(paths.urgency_model) if paths.urgency_model.exists() else None
+        return cls(agent, topics, urgency.UrgencyDetector(model))
 
     @property
     def intents(self) -> List[str]:
@@ -102,9 +104,9 @@ class Assistant:
             "fallback": parsed["intent"]["name"] == FALLBACK_INTENT,
         }
 
-    async def understand(self, text: str, language: Optional[str] = None) -> Understanding:
+    async def understand(self, text: str, language: str | None = None) -> Understanding:
         """Classify one message on its own: intent, topic, urgency and what the bot would do."""
-        verdict = urgency.detect(text)
+        verdict = self.urgency.detect(text)
         nlu = await self.classify(text)
         intent = nlu["intent"]
         if verdict.urgent or intent == "request_human":
@@ -124,7 +126,7 @@ class Assistant:
             action=action,
         )
 
-    async def respond(self, conversation_id: str, text: str, previous_language: Optional[str],
+    async def respond(self, conversation_id: str, text: str, previous_language: str | None,
                       default_language: str = "zh") -> Turn:
         """Answer one message of a conversation.
 
@@ -136,7 +138,7 @@ class Assistant:
         from rasa.core.channels.channel import UserMessage
         from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
 
-        verdict = urgency.detect(text)
+        verdict = self.urgency.detect(text)
         nlu = await self.classify(text)
         language = choose_reply_language(text, previous_language, default_language)
         if nlu["intent"] == "change_language" and not nlu["fallback"]:

@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 import sys
-from typing import List, Optional, TextIO
+from typing import List, TextIO
 
 from helpline.paths import ProjectPaths
 
@@ -89,7 +89,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     assistant = _load_assistant(args.paths)
     print("Chat with the helpline assistant in Chinese or Vietnamese (Ctrl-D to stop).")
-    language: Optional[str] = None
+    language: str | None = None
 
     async def turn(text: str) -> None:
         nonlocal language
@@ -141,7 +141,7 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: List[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.paths = ProjectPaths()
     return args.func(args)

@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
 import yaml
 
@@ -35,7 +35,7 @@ class ContentError:
 
     file: Path
     line: int
-    entry: Optional[str]
+    entry: str | None
     reason: str
 
     def __str__(self) -> str:
@@ -88,7 +88,7 @@ def has_diacritics(text: str) -> bool:
     return fold(text) != text.lower()
 
 
-def _key_node(mapping: yaml.MappingNode, key: str) -> Optional[yaml.Node]:
+def _key_node(mapping: yaml.MappingNode, key: str) -> yaml.Node | None:
     for key_node, value_node in mapping.value:
         if key_node.value == key:
             return value_node
@@ -114,7 +114,7 @@ class _EntryChecker:
                 break
         self.errors.append(ContentError(self.path, node.start_mark.line + 1, self.entry_id, reason))
 
-    def check(self) -> Optional[Entry]:
+    def check(self) -> Entry | None:
         value = self.value
         if not isinstance(value, dict):
             self.fail("an entry must be a mapping with " + ", ".join(_ENTRY_FIELDS))
@@ -142,7 +142,7 @@ class _EntryChecker:
             answers=answers, file=self.path, line=self.node.start_mark.line + 1,
         )
 
-    def _date(self, field: str) -> Optional[dt.date]:
+    def _date(self, field: str) -> dt.date | None:
         raw = self.value[field]
         if isinstance(raw, dt.date):
             return raw
@@ -152,7 +152,7 @@ class _EntryChecker:
             self.fail(f"{field} must be a date as YYYY-MM-DD, not {raw!r}", field)
             return None
 
-    def _answer(self, lang: str) -> Optional[Answer]:
+    def _answer(self, lang: str) -> Answer | None:
         side = self.value[lang]
         if not isinstance(side, dict):
             self.fail(f"{lang} must be a mapping with " + ", ".join(_LANGUAGE_FIELDS), lang)

@@ -49,6 +49,11 @@ class ProjectPaths:
         return self.models / "helpline.json"
 
     @property
+    def urgency_model(self) -> Path:
+        """The urgency classifier (see `bot.urgency.UrgencyModel`)."""
+        return self.models / "urgency.skops"
+
+    @property
     def eval_data(self) -> Path:
         return self.root / "eval_data"
 

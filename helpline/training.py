@@ -17,9 +17,13 @@ from typing import Callable, Dict, List
 
 import yaml
 
+from bot import urgency
 from helpline import content
 from helpline.paths import ProjectPaths
 
+# FAQ entries whose example questions may describe a crisis (documents kept, harassment, a child
+# at work): not used as examples of ordinary messages for the urgency classifier.
+URGENT_LOOKING_ENTRIES = frozenset({"id_documents_kept", "sexual_harassment", "minimum_age"})
 CONVERSATION_TOPICS = {
     "greet": "smalltalk", "goodbye": "smalltalk", "thanks": "smalltalk", "affirm": "smalltalk",
     "deny": "smalltalk", "change_language": "smalltalk", "request_human": "helpline",
@@ -115,6 +119,19 @@ def build(paths: ProjectPaths) -> Dict[str, str]:
     return topics
 
 
+def train_urgency_model(paths: ProjectPaths) -> urgency.UrgencyModel:
+    """Train and save the urgency classifier: the labelled examples, and the FAQ questions as
+    ordinary (not urgent) messages."""
+    examples = urgency.labelled_examples()
+    for entry in content.load(paths.content):
+        if entry.id not in URGENT_LOOKING_ENTRIES:
+            examples += [(text, None) for answer in entry.answers.values() for text in answer.examples]
+    model = urgency.UrgencyModel.train(examples)
+    paths.models.mkdir(parents=True, exist_ok=True)
+    model.save(paths.urgency_model)
+    return model
+
+
 def train(paths: ProjectPaths, force: bool = False, progress: Progress = print) -> TrainResult:
     """Build and train the model unless it is up to date with its sources."""
     started = time.monotonic()
@@ -125,10 +142,12 @@ def train(paths: ProjectPaths, force: bool = False, progress: Progress = print) 
             progress(f"Model is up to date: {paths.model.relative_to(paths.root)}")
             return TrainResult(False, paths.model, time.monotonic() - started)
 
-    progress("1/3 Checking content and building the training data")
+    progress("1/4 Checking content and building the training data")
     topics = build(paths)
     progress(f"    {len(topics)} intents; Rasa project written to {paths.build.relative_to(paths.root)}")
-    progress("2/3 Training the Rasa model (NLU pipeline and rules)")
+    progress("2/4 Training the urgency classifier")
+    train_urgency_model(paths)
+    progress("3/4 Training the Rasa model (NLU pipeline and rules)")
     from rasa.api import train as rasa_train  # imported here: Rasa's import alone takes seconds
 
     result = rasa_train(
@@ -146,5 +165,5 @@ def train(paths: ProjectPaths, force: bool = False, progress: Progress = print) 
         json.dumps({"fingerprint": wanted, "topics": topics, "train_seconds": round(seconds, 1)}, indent=2),
         encoding="utf-8",
     )
-    progress(f"3/3 Model written to {paths.model.relative_to(paths.root)} in {seconds:.0f} s")
+    progress(f"4/4 Model written to {paths.model.relative_to(paths.root)} in {seconds:.0f} s")
     return TrainResult(True, paths.model, seconds)
