@@ -6,8 +6,9 @@ linear SVM trains in two seconds instead of forty. The features are built here f
 `HelplineTokenizer`'s tokens (Chinese characters, folded Vietnamese words), so the component needs
 no featuriser before it.
 
-Confidence is a softmax over the SVM's decision scores, sharpened by `temperature`: it ranks like
-the scores and is comparable across messages, which is what the fallback threshold needs.
+Confidence is a softmax over the SVM's decision scores, sharpened by `temperature`, with one more
+column for "none of these" at the fixed score `none_score`: when no intent claims a message (every
+score low, as for gibberish) most of the mass goes there and the fallback asks the worker again.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class TfidfSvmClassifier(GraphComponent, IntentClassifier):
             "char_ngrams": [2, 4],  # inside words: robust to Vietnamese typos
             "C": 0.5,
             "temperature": 5.0,
+            "none_score": -0.5,
             "ranking_length": 10,
         }
 
@@ -98,8 +100,9 @@ class TfidfSvmClassifier(GraphComponent, IntentClassifier):
         scores = np.atleast_2d(self._model.decision_function([_token_text(m) for m in messages]))
         labels = self._model.classes_
         for message, row in zip(messages, scores):
-            exp = np.exp((row - row.max()) * self._config["temperature"])
-            confidences = exp / exp.sum()
+            logits = np.append(row, self._config["none_score"]) * self._config["temperature"]
+            exp = np.exp(logits - logits.max())
+            confidences = (exp / exp.sum())[:-1]
             order = np.argsort(-confidences)[: self._config["ranking_length"]]
             ranking = [{"name": str(labels[i]), "confidence": float(confidences[i])} for i in order]
             message.set(INTENT, ranking[0], add_to_output=True)

@@ -120,12 +120,16 @@ def build(paths: ProjectPaths) -> Dict[str, str]:
 
 
 def train_urgency_model(paths: ProjectPaths) -> urgency.UrgencyModel:
-    """Train and save the urgency classifier: the labelled examples, and the FAQ questions as
-    ordinary (not urgent) messages."""
+    """Train and save the urgency classifier: the labelled examples, and the FAQ questions and
+    conversational messages ("我要找人工") as ordinary, not urgent, ones."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
     examples = urgency.labelled_examples()
     for entry in content.load(paths.content):
         if entry.id not in URGENT_LOOKING_ENTRIES:
             examples += [(text, None) for answer in entry.answers.values() for text in answer.examples]
+    conversation = load_data(str(paths.nlu_data / "conversation.yml"))
+    examples += [(message.get("text"), None) for message in conversation.intent_examples]
     model = urgency.UrgencyModel.train(examples)
     paths.models.mkdir(parents=True, exist_ok=True)
     model.save(paths.urgency_model)

@@ -46,8 +46,8 @@ def test_switching_language_on_request(assistant, run):
 
 
 def test_not_understood_twice_offers_a_person_and_yes_hands_off(assistant, run):
-    first = run(assistant.respond("t-fallback", "qwxz plok vbnm", "zh"))
-    second = run(assistant.respond("t-fallback", "zzkq wpxv mmrt", "zh"))
+    first = run(assistant.respond("t-fallback", "bla bla bla", "zh"))
+    second = run(assistant.respond("t-fallback", "ggg hhh", "zh"))
     third = run(assistant.respond("t-fallback", "好的", "zh"))
     assert (first.action, first.responses) == ("clarify", ["utter_clarify"])
     assert (second.action, second.responses) == ("clarify", ["utter_offer_person"])

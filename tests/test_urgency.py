@@ -30,7 +30,7 @@ DEV_SET = urgency.EXAMPLES_FILE
     ("sep noi neu e nghi thi k tra luong, mai e nghi roi", "wages_withheld_leaving"),
 ])
 def test_each_category_is_caught_in_both_languages(text, category):
-    assert urgency.detect(text) == urgency.Urgency(True, category)
+    assert urgency.detect(text) == urgency.Urgency(True, category, "patterns")
 
 
 @pytest.mark.parametrize("text", [
