@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
 from typing import List, TextIO
 
@@ -14,21 +13,9 @@ from helpline.paths import ProjectPaths
 
 
 def _quiet_libraries() -> None:
-    """TensorFlow and Rasa print pages of warnings on import; the helpline's output is what matters."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("LOG_LEVEL_LIBRARIES", "ERROR")
-    import logging
-    import warnings
+    from helpline.logs import quiet_libraries
 
-    warnings.filterwarnings("ignore")
-    for name in ("rasa", "tensorflow", "absl", "matplotlib", "sanic"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    import structlog  # Rasa logs through structlog, which prints debug lines to stdout unless told
-
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
+    quiet_libraries()
 
 
 def cmd_content_check(args: argparse.Namespace) -> int:
@@ -124,6 +111,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from helpline import logs, training
+    from helpline.channels import enabled_channels
+    from helpline.gateway import create_app
+    from helpline.settings import Settings
+
+    _quiet_libraries()
+    logs.configure()
+    settings = Settings()
+    with contextlib.redirect_stdout(sys.stderr):
+        training.train(args.paths, progress=print)
+    on = enabled_channels(settings)
+    print("Channels: " + ", ".join(f"{name} {'on' if enabled else 'off'}" for name, enabled in on.items()))
+    print(f"Helpline on http://{settings.host}:{settings.port} (database {settings.database_url.split(':', 1)[0]})")
+    uvicorn.run(create_app(settings, paths=args.paths), host=settings.host, port=settings.port, log_level="warning", ws="none")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="helpline", description="A confidential helpline for factory workers.")
     commands = main.add_subparsers(dest="command", required=True)
@@ -134,6 +141,7 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--file", help="read this file instead of standard input")
     predict.set_defaults(func=cmd_predict)
     commands.add_parser("chat", help="talk to the assistant in the terminal").set_defaults(func=cmd_chat)
+    commands.add_parser("run", help="start the helpline service (HELPLINE_* settings)").set_defaults(func=cmd_run)
     commands.add_parser("eval", help="write the evaluation report to reports/").set_defaults(func=cmd_eval)
     content = commands.add_parser("content", help="content tools")
     content_commands = content.add_subparsers(dest="content_command", required=True)

@@ -23,6 +23,9 @@ def assistant(paths):
     from helpline import training
     from helpline.assistant import Assistant
 
+    from helpline.logs import quiet_libraries
+
+    quiet_libraries()
     training.train(paths, progress=lambda line: None)
     return Assistant.load(paths)
 

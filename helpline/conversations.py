@@ -1,0 +1,265 @@
+"""The inbox and the dialogue: an inbound message is stored (duplicates dropped), then answered,
+one conversation at a time and in order, and the replies are stored in the outbox in the same
+transaction that marks the message answered, so after a crash each message is answered exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Deque, Dict, List, Optional
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from channel_adapters import base
+from helpline import logs
+from helpline.assistant import Assistant
+from helpline.settings import Settings
+from helpline.store import (
+    ANSWERED,
+    BOT,
+    CLOSED,
+    KEPT,
+    PENDING,
+    QUEUED,
+    RECEIVED,
+    Conversation,
+    Message,
+    OutboxItem,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+NON_TEXT_KINDS = frozenset({base.IMAGE, base.STICKER, base.LOCATION, base.FILE, base.LINK, base.VOICE, base.OTHER})
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A stored inbound message."""
+
+    message_id: int
+    conversation_id: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What processing one inbound message produced: the outbox rows of its replies, in order."""
+
+    message_id: int
+    outbox_ids: List[int]
+    texts: List[str]
+
+
+class RateLimiter:
+    """At most `limit` messages per `window` seconds per conversation (in this process)."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._limit, self._window, self._clock = limit, window, clock
+        self._seen: Dict[int, Deque[float]] = collections.defaultdict(collections.deque)
+
+    def allow(self, key: int) -> bool:
+        now = self._clock()
+        seen = self._seen[key]
+        while seen and now - seen[0] > self._window:
+            seen.popleft()
+        if len(seen) >= self._limit:
+            return False
+        seen.append(now)
+        return True
+
+
+class Conversations:
+    """Stores inbound messages and answers them through the assistant."""
+
+    def __init__(self, sessions: sessionmaker, assistant: Assistant, settings: Settings,
+                 on_replies: Callable[[], None]) -> None:
+        self._sessions = sessions
+        self._assistant = assistant
+        self._settings = settings
+        self._on_replies = on_replies
+        self._limiter = RateLimiter(settings.rate_limit, settings.rate_window)
+        self._locks: Dict[int, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self._answers: Dict[int, "asyncio.Future[Answer]"] = {}
+        self._hold: Dict[int, float] = {}  # message id -> seconds to hold its replies (WeChat passive reply)
+
+    # --- the inbox -------------------------------------------------------------------------------
+
+    def accept(self, inbound: base.InboundMessage) -> Optional[Accepted]:
+        """Store `inbound`; None when the channel already delivered this platform message id."""
+        with self._sessions() as session:
+            conversation = self._conversation(session, inbound.channel, inbound.sender)
+            message = Message(
+                conversation_id=conversation.id, channel=inbound.channel, direction="in", author="worker",
+                kind=inbound.kind, text=inbound.text, platform_message_id=inbound.message_id, status=RECEIVED,
+            )
+            conversation.last_inbound_at = utcnow()
+            session.add(message)
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                logs.event(log, "inbox.duplicate", channel=inbound.channel, conversation=conversation.id)
+                return None
+            logs.event(log, "inbox.accepted", channel=inbound.channel, conversation=conversation.id,
+                       sender=logs.pseudonym(self._settings.secret_key, inbound.sender), kind=inbound.kind)
+            return Accepted(message.id, conversation.id)
+
+    @staticmethod
+    def _conversation(session: Session, channel: str, sender: str) -> Conversation:
+        found = session.execute(
+            select(Conversation).where(Conversation.channel == channel, Conversation.sender == sender)
+        ).scalar_one_or_none()
+        if found:
+            return found
+        conversation = Conversation(channel=channel, sender=sender, owner=BOT)
+        session.add(conversation)
+        try:
+            session.commit()
+        except IntegrityError:  # another request made it first
+            session.rollback()
+            return session.execute(
+                select(Conversation).where(Conversation.channel == channel, Conversation.sender == sender)
+            ).scalar_one()
+        return conversation
+
+    def unfinished(self) -> List[int]:
+        """Conversations with inbound messages not yet answered (after a restart)."""
+        with self._sessions() as session:
+            return list(session.execute(
+                select(Message.conversation_id).where(Message.direction == "in", Message.status == RECEIVED).distinct()
+            ).scalars())
+
+    # --- answering -------------------------------------------------------------------------------
+
+    def expect(self, message_id: int, hold: float = 0.0) -> "asyncio.Future[Answer]":
+        """A future for the answer to `message_id`; with `hold`, its replies wait that many seconds
+        in the outbox (the caller may deliver them itself, as WeChat's passive reply)."""
+        future = asyncio.get_running_loop().create_future()
+        self._answers[message_id] = future
+        if hold:
+            self._hold[message_id] = hold
+        return future
+
+    def forget(self, message_id: int) -> None:
+        self._answers.pop(message_id, None)
+        self._hold.pop(message_id, None)
+
+    def schedule(self, conversation_id: int) -> "asyncio.Task[None]":
+        """Answer the conversation's waiting messages, in order, in the background."""
+        return asyncio.get_running_loop().create_task(self.process(conversation_id))
+
+    async def process(self, conversation_id: int) -> None:
+        """Answer every unanswered inbound message of one conversation, oldest first."""
+        async with self._locks[conversation_id]:
+            while True:
+                message_id = await asyncio.to_thread(self._next_waiting, conversation_id)
+                if message_id is None:
+                    return
+                try:
+                    answer = await self._answer(message_id)
+                except Exception as error:
+                    # Left as received: answered on the next start. Not retried now, so one bad
+                    # message cannot spin; the error is logged without the text.
+                    logs.event(log, "dialogue.error", logging.ERROR, conversation=conversation_id,
+                               message=message_id, error=type(error).__name__)
+                    future = self._answers.pop(message_id, None)
+                    if future and not future.done():
+                        future.set_exception(error)
+                    return
+                future = self._answers.pop(message_id, None)
+                if future and not future.done():
+                    future.set_result(answer)
+                self._on_replies()
+
+    def _next_waiting(self, conversation_id: int) -> Optional[int]:
+        with self._sessions() as session:
+            return session.execute(
+                select(Message.id).where(Message.conversation_id == conversation_id, Message.direction == "in",
+                                         Message.status == RECEIVED).order_by(Message.id).limit(1)
+            ).scalar_one_or_none()
+
+    async def _answer(self, message_id: int) -> Answer:
+        with self._sessions() as session:
+            message = session.get(Message, message_id)
+            conversation = message.conversation
+            snapshot = (message.kind, message.text, conversation.id, conversation.channel, conversation.language,
+                        conversation.owner)
+        kind, text, conversation_id, channel, language, owner = snapshot
+        default = self._settings.channel_languages.get(channel, self._settings.default_language)
+        language = language or default
+        status, replies, owner_after = ANSWERED, [], owner
+        intent = topic = urgent_category = None
+
+        if self._settings.assistant_delay:
+            await asyncio.sleep(self._settings.assistant_delay)
+        if kind == base.FOLLOW:
+            replies = [self._assistant.render("utter_welcome", language)]
+        elif kind == base.UNFOLLOW:
+            status = KEPT
+        elif not text:
+            replies = [self._assistant.render("utter_non_text", language)] if kind in NON_TEXT_KINDS else []
+        elif not self._limiter.allow(conversation_id):
+            status = KEPT
+            replies = self._slow_down_note(conversation_id, language)
+        elif owner not in (BOT, CLOSED):
+            status = KEPT  # the conversation is with a person: the bot stays silent
+        else:
+            turn = await self._assistant.respond(str(conversation_id), text, language, default)
+            language, intent, topic, urgent_category = turn.language, turn.intent, turn.topic, turn.urgent_category
+            owner_after = BOT
+            if turn.urgent:
+                owner_after = QUEUED
+                numbers = self._assistant.render("utter_emergency_numbers", language)
+                replies = [self._assistant.render("utter_urgent", language, case_ref=f"#{conversation_id}",
+                                                  emergency_numbers=numbers)]
+            else:
+                replies = turn.replies
+                if turn.action == "handoff":
+                    owner_after = QUEUED
+        hold = self._hold.get(message_id, 0.0)
+        outbox_ids = await asyncio.to_thread(
+            self._store, message_id, status, replies, language, owner_after, hold, intent, topic, urgent_category
+        )
+        logs.event(log, "dialogue.answered", conversation=conversation_id, message=message_id, status=status,
+                   replies=len(replies), owner=owner_after, intent=intent or "-", urgent=urgent_category or "-")
+        return Answer(message_id, outbox_ids, replies)
+
+    def _slow_down_note(self, conversation_id: int, language: str) -> List[str]:
+        with self._sessions.begin() as session:
+            conversation = session.get(Conversation, conversation_id)
+            now = utcnow()
+            noted = conversation.slow_down_noted_at
+            if noted and (now - noted).total_seconds() < self._settings.rate_window:
+                return []
+            conversation.slow_down_noted_at = now
+        return [self._assistant.render("utter_slow_down", language)]
+
+    def _store(self, message_id: int, status: str, replies: List[str], language: str, owner: str, hold: float,
+               intent: Optional[str], topic: Optional[str], urgent_category: Optional[str]) -> List[int]:
+        """One transaction: the replies and their outbox rows, and the message marked done."""
+        with self._sessions.begin() as session:
+            message = session.get(Message, message_id)
+            conversation = message.conversation
+            message.status, message.intent, message.topic = status, intent, topic
+            message.urgent_category = urgent_category
+            conversation.language = language
+            conversation.owner = owner
+            due = utcnow() + dt.timedelta(seconds=hold)
+            items = []
+            for text in replies:
+                reply = Message(conversation_id=conversation.id, channel=conversation.channel, direction="out",
+                                author="bot", kind=base.TEXT, text=text, status=PENDING)
+                session.add(reply)
+                session.flush()
+                item = OutboxItem(message_id=reply.id, conversation_id=conversation.id, status=PENDING,
+                                  attempts=0, next_attempt_at=due)
+                session.add(item)
+                items.append(item)
+            session.flush()
+            return [item.id for item in items]

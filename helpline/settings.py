@@ -1,0 +1,76 @@
+"""The service's settings: one typed object, read once at start from the environment (HELPLINE_*)
+and an optional `.env` file. No other module reads `os.environ`.
+
+A channel whose required settings are missing is off: its webhook answers 404.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional
+
+from pydantic import BaseSettings, Field
+
+from helpline.paths import ROOT
+
+
+class Settings(BaseSettings):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # SQLite under var/ by default (the embedded mode); postgresql://... in production.
+    database_url: str = f"sqlite:///{ROOT / 'var' / 'helpline.db'}"
+    # Keys the hashes of platform ids in logs, so logs can be correlated but not read back.
+    secret_key: str = Field("", description="set in production; a random one is made per install under var/")
+    max_body_bytes: int = 64 * 1024
+    # Per sender: at most `rate_limit` messages in `rate_window` seconds are answered by the bot;
+    # more are kept for operators, and the worker is asked (once a window) to slow down.
+    rate_limit: int = 12
+    rate_window: float = 60.0
+    wechat_passive_seconds: float = 4.0  # WeChat waits 5 s for the HTTP answer
+    web_wait_seconds: float = 15.0
+    outbox_max_attempts: int = 8
+    outbox_backoff_seconds: float = 1.0  # doubled per attempt, at most 5 minutes
+    assistant_delay: float = 0.0  # for tests and benchmarks only: a slow assistant
+    default_language: str = "zh"
+
+    wechat_token: Optional[str] = None
+    wechat_app_id: Optional[str] = None
+    wechat_app_secret: Optional[str] = None
+    wechat_aes_key: Optional[str] = None
+    wechat_api_base: str = "https://api.weixin.qq.com/"
+
+    zalo_app_id: Optional[str] = None
+    zalo_oa_secret: Optional[str] = None
+    zalo_access_token: Optional[str] = None
+    zalo_refresh_token: Optional[str] = None
+    zalo_app_secret: Optional[str] = None
+    zalo_api_base: str = "https://openapi.zalo.me/"
+    zalo_oauth_base: str = "https://oauth.zaloapp.com/"
+
+    telegram_token: Optional[str] = None
+    telegram_secret: Optional[str] = None
+    telegram_api_base: str = "https://api.telegram.org"
+
+    web_enabled: bool = True
+
+    class Config:
+        env_prefix = "HELPLINE_"
+        env_file = ".env"
+
+    @property
+    def channel_languages(self) -> Dict[str, str]:
+        """The language to answer a new conversation in before its worker has written any."""
+        return {"wechat": "zh", "zalo": "vi", "telegram": self.default_language, "web": self.default_language}
+
+    def with_secret(self, var: Path) -> "Settings":
+        """These settings with a secret key: the configured one, or one made once and kept in `var`."""
+        if self.secret_key:
+            return self
+        import secrets
+
+        var.mkdir(parents=True, exist_ok=True)
+        path = var / "secret_key"
+        if not path.exists():
+            path.write_text(secrets.token_hex(32), encoding="utf-8")
+            path.chmod(0o600)
+        return self.copy(update={"secret_key": path.read_text(encoding="utf-8").strip()})
