@@ -95,7 +95,7 @@ def build_adapters(settings: Settings, sessions: sessionmaker) -> Dict[str, Any]
 
         adapters["wechat"] = WeChatAdapter(WeChatConfig(
             token=settings.wechat_token, app_id=settings.wechat_app_id, app_secret=settings.wechat_app_secret,
-            aes_key=settings.wechat_aes_key, api_base=settings.wechat_api_base,
+            aes_key=settings.wechat_aes_key, api_base=settings.wechat_api_base, timeout=settings.channel_timeout,
         ))
     if on["zalo"]:
         from channel_adapters.zalo import ZaloAdapter, ZaloConfig, ZaloTokens
@@ -104,7 +104,7 @@ def build_adapters(settings: Settings, sessions: sessionmaker) -> Dict[str, Any]
         adapters["zalo"] = ZaloAdapter(
             ZaloConfig(app_id=settings.zalo_app_id, oa_secret=settings.zalo_oa_secret,
                        app_secret=settings.zalo_app_secret, api_base=settings.zalo_api_base,
-                       oauth_base=settings.zalo_oauth_base),
+                       oauth_base=settings.zalo_oauth_base, timeout=settings.channel_timeout),
             DatabaseZaloTokens(sessions, initial),
         )
     if on["telegram"]:
@@ -112,6 +112,7 @@ def build_adapters(settings: Settings, sessions: sessionmaker) -> Dict[str, Any]
 
         adapters["telegram"] = TelegramAdapter(TelegramConfig(
             token=settings.telegram_token, secret=settings.telegram_secret, api_base=settings.telegram_api_base,
+            timeout=settings.channel_timeout,
         ))
     if on["web"]:
         adapters["web"] = WebAdapter()

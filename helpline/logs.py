@@ -34,6 +34,9 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("LOG_LEVEL_LIBRARIES", "ERROR")
     warnings.filterwarnings("ignore")
+    # httpx logs request URLs (a Telegram URL holds the bot token); python-telegram-bot logs chat ids.
+    for name in ("httpx", "httpcore", "telegram", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("rasa", "tensorflow", "absl", "matplotlib", "sanic", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
     structlog.configure(

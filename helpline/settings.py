@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     web_wait_seconds: float = 15.0
     outbox_max_attempts: int = 8
     outbox_backoff_seconds: float = 1.0  # doubled per attempt, at most 5 minutes
+    channel_timeout: float = 10.0  # seconds for each call to a platform's API
     assistant_delay: float = 0.0  # for tests and benchmarks only: a slow assistant
     default_language: str = "zh"
 
