@@ -22,7 +22,6 @@ def assistant(paths):
     """The real trained model (trained first if it is missing or out of date)."""
     from helpline import training
     from helpline.assistant import Assistant
-
     from helpline.logs import quiet_libraries
 
     quiet_libraries()
