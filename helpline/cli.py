@@ -131,6 +131,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_operator_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from helpline import auth, store
+    from helpline.settings import Settings
+
+    settings = Settings()
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("The passwords differ.", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    store.migrate(settings.database_url)
+    engine = store.make_engine(settings.database_url)
+    try:
+        auth.create_operator(store.session_factory(engine), args.username, password, args.role)
+    except auth.AuthError as error:
+        print(f"Not created: {error}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"Operator {args.username} ({args.role}) created.")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="helpline", description="A confidential helpline for factory workers.")
     commands = main.add_subparsers(dest="command", required=True)
@@ -143,6 +170,12 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("chat", help="talk to the assistant in the terminal").set_defaults(func=cmd_chat)
     commands.add_parser("run", help="start the helpline service (HELPLINE_* settings)").set_defaults(func=cmd_run)
     commands.add_parser("eval", help="write the evaluation report to reports/").set_defaults(func=cmd_eval)
+    operator = commands.add_parser("operator", help="console accounts")
+    operator_commands = operator.add_subparsers(dest="operator_command", required=True)
+    add = operator_commands.add_parser("add", help="create an account (password on standard input)")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["operator", "supervisor", "editor", "admin"])
+    add.set_defaults(func=cmd_operator_add)
     content = commands.add_parser("content", help="content tools")
     content_commands = content.add_subparsers(dest="content_command", required=True)
     content_commands.add_parser("check", help="check content/ and list every error").set_defaults(func=cmd_content_check)

@@ -10,8 +10,8 @@ import collections
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
-from typing import Callable, Deque, Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Deque, Dict, List, Optional
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,11 +20,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from channel_adapters import base
 from helpline import logs
 from helpline.assistant import Assistant
+from helpline.handoff import Effects, Handoff
 from helpline.settings import Settings
 from helpline.store import (
     ANSWERED,
     BOT,
     CLOSED,
+    HUMAN,
     KEPT,
     PENDING,
     QUEUED,
@@ -77,12 +79,14 @@ class RateLimiter:
 class Conversations:
     """Stores inbound messages and answers them through the assistant."""
 
-    def __init__(self, sessions: sessionmaker, assistant: Assistant, settings: Settings,
-                 on_replies: Callable[[], None]) -> None:
+    def __init__(self, sessions: sessionmaker, assistant: Assistant, settings: Settings, handoff: Handoff,
+                 on_replies: Callable[[], None], publish: Callable[[Effects], Awaitable[None]]) -> None:
         self._sessions = sessions
         self._assistant = assistant
         self._settings = settings
+        self._handoff = handoff
         self._on_replies = on_replies
+        self._publish = publish
         self._limiter = RateLimiter(settings.rate_limit, settings.rate_window)
         self._locks: Dict[int, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self._answers: Dict[int, "asyncio.Future[Answer]"] = {}
@@ -192,43 +196,41 @@ class Conversations:
                         conversation.owner)
         kind, text, conversation_id, channel, language, owner = snapshot
         default = self._settings.channel_languages.get(channel, self._settings.default_language)
-        language = language or default
-        status, replies, owner_after = ANSWERED, [], owner
-        intent = topic = urgent_category = None
-
+        outcome = _Outcome(language=language or default)
         if self._settings.assistant_delay:
             await asyncio.sleep(self._settings.assistant_delay)
+        verdict = self._assistant.urgency.detect(text) if text else None
+
         if kind == base.FOLLOW:
-            replies = [self._assistant.render("utter_welcome", language)]
+            outcome.replies = [self._assistant.render("utter_welcome", outcome.language)]
         elif kind == base.UNFOLLOW:
-            status = KEPT
+            outcome.status = KEPT
+        elif owner in (QUEUED, HUMAN):
+            # With a person: the bot stays silent, the message goes to the case.
+            outcome.status = KEPT
+            outcome.worker_message = True
+            outcome.urgent_category = verdict.category if verdict and verdict.urgent else None
         elif not text:
-            replies = [self._assistant.render("utter_non_text", language)] if kind in NON_TEXT_KINDS else []
+            outcome.replies = [self._assistant.render("utter_non_text", outcome.language)] if kind in NON_TEXT_KINDS else []
         elif not self._limiter.allow(conversation_id):
-            status = KEPT
-            replies = self._slow_down_note(conversation_id, language)
-        elif owner not in (BOT, CLOSED):
-            status = KEPT  # the conversation is with a person: the bot stays silent
+            outcome.status = KEPT
+            outcome.replies = self._slow_down_note(conversation_id, outcome.language)
         else:
             turn = await self._assistant.respond(str(conversation_id), text, language, default)
-            language, intent, topic, urgent_category = turn.language, turn.intent, turn.topic, turn.urgent_category
-            owner_after = BOT
+            outcome.language, outcome.intent, outcome.topic = turn.language, turn.intent, turn.topic
+            outcome.urgent_category = turn.urgent_category
             if turn.urgent:
-                owner_after = QUEUED
-                numbers = self._assistant.render("utter_emergency_numbers", language)
-                replies = [self._assistant.render("utter_urgent", language, case_ref=f"#{conversation_id}",
-                                                  emergency_numbers=numbers)]
+                outcome.handoff = "urgent"
+            elif turn.action == "handoff":
+                outcome.handoff = "asked" if turn.intent == "request_human" else "not_understood"
             else:
-                replies = turn.replies
-                if turn.action == "handoff":
-                    owner_after = QUEUED
-        hold = self._hold.get(message_id, 0.0)
-        outbox_ids = await asyncio.to_thread(
-            self._store, message_id, status, replies, language, owner_after, hold, intent, topic, urgent_category
-        )
-        logs.event(log, "dialogue.answered", conversation=conversation_id, message=message_id, status=status,
-                   replies=len(replies), owner=owner_after, intent=intent or "-", urgent=urgent_category or "-")
-        return Answer(message_id, outbox_ids, replies)
+                outcome.replies = turn.replies
+        outbox_ids, effects = await asyncio.to_thread(self._store, message_id, outcome, self._hold.get(message_id, 0.0))
+        await self._publish(effects)
+        logs.event(log, "dialogue.answered", conversation=conversation_id, message=message_id, status=outcome.status,
+                   replies=len(outbox_ids), handoff=outcome.handoff or "-", intent=outcome.intent or "-",
+                   urgent=outcome.urgent_category or "-")
+        return Answer(message_id, outbox_ids, outcome.replies + effects.replies)
 
     def _slow_down_note(self, conversation_id: int, language: str) -> List[str]:
         with self._sessions.begin() as session:
@@ -240,19 +242,25 @@ class Conversations:
             conversation.slow_down_noted_at = now
         return [self._assistant.render("utter_slow_down", language)]
 
-    def _store(self, message_id: int, status: str, replies: List[str], language: str, owner: str, hold: float,
-               intent: Optional[str], topic: Optional[str], urgent_category: Optional[str]) -> List[int]:
-        """One transaction: the replies and their outbox rows, and the message marked done."""
+    def _store(self, message_id: int, outcome: "_Outcome", hold: float) -> tuple:
+        """One transaction: the message marked done, the handoff if any, the replies and their outbox rows."""
         with self._sessions.begin() as session:
             message = session.get(Message, message_id)
             conversation = message.conversation
-            message.status, message.intent, message.topic = status, intent, topic
-            message.urgent_category = urgent_category
-            conversation.language = language
-            conversation.owner = owner
+            message.status, message.intent, message.topic = outcome.status, outcome.intent, outcome.topic
+            message.urgent_category = outcome.urgent_category
+            conversation.language = outcome.language
+            if conversation.owner == CLOSED and outcome.status == ANSWERED:
+                conversation.owner = BOT
+            effects = Effects()
+            if outcome.handoff:
+                effects = self._handoff.open_case(session, conversation, outcome.handoff, outcome.urgent_category,
+                                                  outcome.topic)
+            elif outcome.worker_message:
+                effects = self._handoff.on_worker_message(session, conversation, message.text, outcome.urgent_category)
             due = utcnow() + dt.timedelta(seconds=hold)
             items = []
-            for text in replies:
+            for text in outcome.replies + effects.replies:
                 reply = Message(conversation_id=conversation.id, channel=conversation.channel, direction="out",
                                 author="bot", kind=base.TEXT, text=text, status=PENDING)
                 session.add(reply)
@@ -262,4 +270,18 @@ class Conversations:
                 session.add(item)
                 items.append(item)
             session.flush()
-            return [item.id for item in items]
+            return [item.id for item in items], effects
+
+
+@dataclass
+class _Outcome:
+    """What answering one inbound message decided, before it is stored."""
+
+    language: str
+    status: str = ANSWERED
+    replies: List[str] = field(default_factory=list)
+    intent: Optional[str] = None
+    topic: Optional[str] = None
+    urgent_category: Optional[str] = None
+    handoff: Optional[str] = None  # asked | not_understood | urgent
+    worker_message: bool = False  # the conversation is with a person

@@ -20,9 +20,12 @@ from sqlalchemy.orm import sessionmaker
 from channel_adapters import base
 from channel_adapters.web import WebAdapter
 from helpline import logs, store
+from helpline.api import build_router, install_error_handlers
 from helpline.assistant import Assistant
 from helpline.channels import build_adapters
 from helpline.conversations import Accepted, Conversations
+from helpline.events import EventBus
+from helpline.handoff import Effects, Handoff, log_effects
 from helpline.outbox import Outbox
 from helpline.paths import ProjectPaths
 from helpline.settings import Settings
@@ -40,7 +43,41 @@ class Runtime:
     adapters: Dict[str, Any]
     conversations: Conversations
     outbox: Outbox
+    handoff: Handoff
+    events: EventBus
     tasks: List["asyncio.Task[Any]"] = field(default_factory=list)
+
+    async def publish(self, effects: Effects) -> None:
+        """After a handoff change: console events, the on-call notice for urgent cases, and the outbox."""
+        log_effects(effects)
+        for event in effects.events:
+            await self.events.publish(event)
+        for urgent in effects.urgent_cases:
+            self.tasks.append(asyncio.create_task(_notify_oncall(self.settings.oncall_webhook_url, urgent)))
+        self.outbox.wake()
+
+
+async def _notify_oncall(url: Optional[str], urgent: Dict[str, Any]) -> None:
+    """POST an urgent case to the on-call webhook (ids and category only), three tries."""
+    logs.event(log, "oncall.urgent_case", case=urgent["case_id"], category=urgent["category"])
+    if not url:
+        return
+    import httpx
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        for attempt in range(3):
+            try:
+                response = await client.post(url, json={"event": "urgent_case", **urgent})
+                if response.status_code < 300:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(2 ** attempt)
+    logs.event(log, "oncall.failed", logging.ERROR, case=urgent["case_id"])
+
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+       "media-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
 class BodyTooLarge(base.WebhookRejected):
@@ -75,8 +112,16 @@ def create_app(settings: Settings, assistant: Optional[Assistant] = None,
         adapters = build_adapters(settings, sessions)
         outbox = Outbox(sessions, adapters, settings.outbox_max_attempts, settings.outbox_backoff_seconds,
                         settings.secret_key)
-        conversations = Conversations(sessions, loaded, settings, outbox.wake)
-        runtime = Runtime(settings, sessions, loaded, adapters, conversations, outbox)
+        events = EventBus(settings.redis_url)
+        await events.start()
+        handoff = Handoff(sessions, settings, loaded.render)
+        runtime: Runtime
+
+        async def publish(effects: Effects) -> None:
+            await runtime.publish(effects)
+
+        conversations = Conversations(sessions, loaded, settings, handoff, outbox.wake, publish)
+        runtime = Runtime(settings, sessions, loaded, adapters, conversations, outbox, handoff, events)
         runtime.tasks.append(asyncio.create_task(outbox.run()))
         unfinished = await asyncio.to_thread(conversations.unfinished)
         runtime.tasks += [conversations.schedule(cid) for cid in unfinished]
@@ -91,13 +136,32 @@ def create_app(settings: Settings, assistant: Optional[Assistant] = None,
             await asyncio.gather(*runtime.tasks, return_exceptions=True)
             for adapter in adapters.values():
                 await adapter.aclose()
+            await events.stop()
             engine.dispose()
 
-    app = FastAPI(title="helpline gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="helpline", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Messaging gateway (webhooks) and the operator console's API.")
     app.state.runtime = None
 
     def runtime_of(request: Request) -> Runtime:
         return request.app.state.runtime
+
+    app.include_router(build_router(runtime_of))
+    install_error_handlers(app)
+    from helpline import console
+
+    console.mount(app)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        if request.url.path.startswith(("/console", "/api")):
+            response.headers["Content-Security-Policy"] = CSP
+            response.headers["X-Frame-Options"] = "DENY"
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     @app.get("/healthz")
     async def healthz(request: Request) -> Response:

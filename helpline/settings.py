@@ -7,7 +7,7 @@ A channel whose required settings are missing is off: its webhook answers 404.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from pydantic import BaseSettings, Field
 
@@ -54,9 +54,31 @@ class Settings(BaseSettings):
 
     web_enabled: bool = True
 
+    # Handoff and the console.
+    office_hours: str = "11:00-21:00"
+    office_timezones: Dict[str, str] = {"zh": "Asia/Shanghai", "vi": "Asia/Ho_Chi_Minh"}
+    # Days operators are off, per language's country (YYYY-MM-DD). The helpline closes for the
+    # Chinese New Year holiday: the default lists the 2027 one (verify each year).
+    office_closed_days: Dict[str, List[str]] = {
+        "zh": ["2027-02-05", "2027-02-06", "2027-02-07", "2027-02-08", "2027-02-09", "2027-02-10", "2027-02-11"],
+        "vi": [],
+    }
+    minutes_per_waiting_case: int = 5  # the wait a worker is told: this many minutes per case ahead, at least 5
+    still_waiting_interval: float = 15 * 60.0  # at most one "still waiting" note per this many seconds
+    wechat_window_hours: float = 48.0  # customer-service messages: within 48 h of the worker's last message
+    zalo_window_hours: float = 7 * 24.0  # Zalo refuses OA messages 7 days after the worker's last one
+    oncall_webhook_url: Optional[str] = None  # urgent cases are POSTed here (no message text, no platform id)
+    cookie_secure: bool = True
+    redis_url: Optional[str] = None  # scale-out: console events across processes
+
     class Config:
         env_prefix = "HELPLINE_"
         env_file = ".env"
+
+    @property
+    def reply_windows(self) -> Dict[str, Optional[float]]:
+        """Hours after the worker's last message during which the channel lets us write (None: no limit)."""
+        return {"wechat": self.wechat_window_hours, "zalo": self.zalo_window_hours, "telegram": None, "web": None}
 
     @property
     def channel_languages(self) -> Dict[str, str]:

@@ -34,6 +34,10 @@ BOT, QUEUED, HUMAN, CLOSED = "bot", "queued", "human", "closed"
 RECEIVED, ANSWERED, KEPT = "received", "answered", "kept"  # kept: stored for operators, no bot answer
 # Outbound message states.
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+# Case states.
+CASE_QUEUED, CASE_ASSIGNED, CASE_ESCALATED, CASE_RESOLVED = "queued", "assigned", "escalated", "resolved"
+OPEN_CASE_STATES = (CASE_QUEUED, CASE_ASSIGNED, CASE_ESCALATED)
+ROLES = ("operator", "supervisor", "editor", "admin")
 
 
 def utcnow() -> dt.datetime:
@@ -97,6 +101,86 @@ class OutboxItem(Base):
     sent_at = Column(DateTime)
 
     message = relationship("Message")
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+
+    id = Column(Integer, primary_key=True)
+    username = Column(String(64), nullable=False, unique=True)
+    password_hash = Column(String(200), nullable=False)
+    role = Column(String(16), nullable=False)
+    failed_logins = Column(Integer, nullable=False, default=0)
+    locked_until = Column(DateTime)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+class OperatorSession(Base):
+    """A console login: the cookie holds a random token, the table only its hash."""
+
+    __tablename__ = "operator_sessions"
+
+    token_hash = Column(String(64), primary_key=True)
+    operator_id = Column(Integer, ForeignKey("operators.id"), nullable=False)
+    csrf = Column(String(64), nullable=False)
+    expires_at = Column(DateTime, nullable=False)
+
+    operator = relationship("Operator")
+
+
+class Case(Base):
+    """A handoff to a person: opened by the handoff service, worked in the console."""
+
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_status", "status", "urgent", "queued_at"),)
+
+    id = Column(Integer, primary_key=True)
+    reference = Column(String(16), nullable=False, unique=True)
+    conversation_id = Column(Integer, ForeignKey("conversations.id"), nullable=False)
+    status = Column(String(16), nullable=False)
+    urgent = Column(Integer, nullable=False, default=0)
+    category = Column(String(32))
+    topic = Column(String(32))
+    language = Column(String(8))
+    channel = Column(String(16), nullable=False)
+    reason = Column(String(32), nullable=False)  # asked | not_understood | urgent
+    operator_id = Column(Integer, ForeignKey("operators.id"))
+    consent = Column(String(16))  # yes | no | anonymous
+    consent_asked_at = Column(DateTime)
+    outcome = Column(Text)
+    escalation_reason = Column(Text)
+    queued_at = Column(DateTime, nullable=False, default=utcnow)
+    first_reply_at = Column(DateTime)
+    resolved_at = Column(DateTime)
+    still_waiting_noted_at = Column(DateTime)
+
+    conversation = relationship("Conversation")
+    operator = relationship("Operator")
+
+
+class CaseNote(Base):
+    __tablename__ = "case_notes"
+
+    id = Column(Integer, primary_key=True)
+    case_id = Column(Integer, ForeignKey("cases.id"), nullable=False, index=True)
+    operator_id = Column(Integer, ForeignKey("operators.id"), nullable=False)
+    text = Column(Text, nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+    operator = relationship("Operator")
+
+
+class AuditEntry(Base):
+    """Who did what to a case, and when: every action and every read."""
+
+    __tablename__ = "audit"
+
+    id = Column(Integer, primary_key=True)
+    case_id = Column(Integer, ForeignKey("cases.id"), index=True)
+    actor = Column(String(64), nullable=False)  # an operator's username, or bot / worker / system
+    action = Column(String(32), nullable=False)
+    detail = Column(String(200))
+    created_at = Column(DateTime, nullable=False, default=utcnow)
 
 
 class ChannelState(Base):
