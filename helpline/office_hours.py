@@ -35,8 +35,10 @@ class OfficeHours:
 
 
 def parse_hours(text: str) -> tuple:
-    """"11:00-21:00" -> (time(11), time(21))."""
-    start, end = (dt.time.fromisoformat(part.strip()) for part in text.split("-"))
+    """"11:00-21:00" -> (time(11), time(21)); "00:00-24:00" is the whole day."""
+    start_text, end_text = (part.strip() for part in text.split("-"))
+    start = dt.time.fromisoformat(start_text)
+    end = dt.time.max if end_text == "24:00" else dt.time.fromisoformat(end_text)
     if end <= start:
         raise ValueError(f"office hours {text!r}: closing must be after opening")
     return start, end

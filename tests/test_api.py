@@ -45,7 +45,7 @@ def db(tmp_path, sql, *args):
 
 @pytest.fixture()
 def service(assistant, tmp_path):
-    with gateway(assistant, tmp_path, cookie_secure=False, office_hours="00:00-23:59") as client:
+    with gateway(assistant, tmp_path, cookie_secure=False, office_hours="00:00-24:00") as client:
         add_operator(tmp_path, "an")
         add_operator(tmp_path, "binh")
         add_operator(tmp_path, "sup", "supervisor")

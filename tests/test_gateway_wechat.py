@@ -116,7 +116,7 @@ def test_a_failed_send_is_retried_until_delivered_once(assistant, tmp_path, fake
 
 
 def test_subscribe_voice_and_image(assistant, tmp_path, fake):
-    with wechat_gateway(assistant, tmp_path, fake) as client:
+    with wechat_gateway(assistant, tmp_path, fake, office_hours="00:00-24:00") as client:
         follow = post_plain(client, message_xml(MsgType="event", Event="subscribe", CreateTime=int(time.time())))
         voice = post_plain(client, message_xml(MsgType="voice", MediaId="m1", Format="amr", Recognition="我要找人工",
                                                MsgId=next(_ids), CreateTime=int(time.time())))
@@ -124,6 +124,8 @@ def test_subscribe_voice_and_image(assistant, tmp_path, fake):
                                                MsgId=next(_ids), FromUserName="o-another-worker-00001",
                                                CreateTime=int(time.time())))
     assert reply_content(follow.content) == assistant.render("utter_welcome", "zh")
-    assert reply_content(voice.content) == assistant.render("utter_handoff", "zh")
+    with sqlite3.connect(tmp_path / "helpline.db") as db:
+        [(reference,)] = db.execute("select reference from cases").fetchall()
+    assert reply_content(voice.content) == assistant.render("utter_handoff_queued", "zh", case_ref=reference, wait_minutes=5)
     assert reply_content(image.content) == assistant.render("utter_non_text", "zh")
     assert OA  # replies are addressed from the account the message was sent to (checked in the adapter tests)

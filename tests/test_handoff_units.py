@@ -54,3 +54,8 @@ def test_case_references_are_easy_to_read_aloud():
     references = {new_reference() for _ in range(200)}
     assert all(len(r) == 7 and r[3] == "-" and r.replace("-", "").isdigit() for r in references)
     assert len(references) > 190
+
+
+def test_a_whole_day():
+    hours = office_hours("00:00-24:00", "Asia/Shanghai")
+    assert hours.is_open(at(9, 0)) and hours.is_open(at(9, 23, 59))

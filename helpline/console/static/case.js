@@ -221,7 +221,8 @@ export function createCaseView({ me, onChange, onClose, onError }) {
   function tick() {
     if (!current) return;
     const elapsed = (performance.now() - fetchedAt) / 1000;
-    const waiting = (Number(current.waiting_seconds) || 0) + (current.status === "resolved" ? 0 : elapsed);
+    const stopped = current.status === "resolved" || Boolean(current.first_reply_at); // the wait ends at the first reply
+    const waiting = (Number(current.waiting_seconds) || 0) + (stopped ? 0 : elapsed);
     byId("case-waiting").textContent = formatDuration(waiting);
     const state = replyWindow();
     const windowNode = byId("case-window");

@@ -21,6 +21,7 @@ export function createQueue({ onOpen }) {
   let loaded = false; // cases present at login are not "new"
   const known = new Set();
   let pending = null;
+  let again = false;
 
   for (const button of byId("queue-screen").querySelectorAll("[data-filter]")) {
     button.addEventListener("click", () => setFilter(button.dataset.filter));
@@ -46,9 +47,21 @@ export function createQueue({ onOpen }) {
     if (loaded && status === "queued") alerts.caseArrived(id);
   }
 
-  /** Fetch the list for the current filter (concurrent calls share one request). */
+  /**
+   * Fetch the list for the current filter. A call while a fetch is under way fetches once more after
+   * it (the filter may have changed, or an event arrived), so a burst of events costs two requests.
+   */
   function refresh() {
-    if (!pending) pending = load().finally(() => { pending = null; });
+    if (pending) {
+      again = true;
+      return pending;
+    }
+    pending = (async () => {
+      do {
+        again = false;
+        await load();
+      } while (again);
+    })().finally(() => { pending = null; });
     return pending;
   }
 
@@ -56,7 +69,7 @@ export function createQueue({ onOpen }) {
     const asked = filter;
     try {
       const body = await api.get(`/api/cases?status=${encodeURIComponent(asked)}`);
-      if (asked !== filter) return; // the filter changed while we waited; that request is on its way
+      if (asked !== filter) return; // the filter changed while we waited: refresh() fetches again
       const all = body.cases || [];
       for (const summary of all) {
         notice(summary.id, summary.status);
@@ -99,9 +112,10 @@ export function createQueue({ onOpen }) {
       el("span", { class: "row-line" },
         el("span", { class: "reference", "data-testid": "queue-reference", text: summary.reference }),
         urgent ? el("span", { class: "badge badge-urgent", "data-testid": "queue-urgent", text: urgentLabel(summary) }) : null,
-        el("span", { class: `status status-${summary.status}`, "data-testid": "queue-status", text: statusLabel(summary.status) }),
+        alerts.isUnseen(summary.id) ? el("span", { class: "badge badge-new", text: t("queue_new") }) : null,
         el("span", { class: "waiting clock", "data-testid": "queue-waiting", title: t("col_waiting") })),
       el("span", { class: "row-line row-details" },
+        el("span", { class: `status status-${summary.status}`, "data-testid": "queue-status", text: statusLabel(summary.status) }),
         el("span", { text: topicLabel(summary.topic) }),
         el("span", { text: channelLabel(summary.channel) }),
         el("span", { text: languageLabel(summary.language) }),
@@ -116,7 +130,9 @@ export function createQueue({ onOpen }) {
     cases.forEach((summary, index) => {
       const clock = nodes[index]?.querySelector(".waiting");
       if (!clock) return;
-      const ticking = summary.status !== "resolved";
+      // The list does not say whether an assigned case has had its first reply (which stops the
+      // clock), so only waiting cases tick here; the case view knows and ticks until the first reply.
+      const ticking = summary.status === "queued";
       clock.textContent = formatDuration((Number(summary.waiting_seconds) || 0) + (ticking ? elapsed : 0));
     });
   }
