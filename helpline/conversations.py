@@ -141,18 +141,22 @@ class Conversations:
 
     # --- answering -------------------------------------------------------------------------------
 
-    def expect(self, message_id: int, hold: float = 0.0) -> "asyncio.Future[Answer]":
-        """A future for the answer to `message_id`; with `hold`, its replies wait that many seconds
-        in the outbox (the caller may deliver them itself, as WeChat's passive reply)."""
+    async def answer_within(self, accepted: Accepted, seconds: float, hold: float = 0.0) -> Optional[Answer]:
+        """Answer `accepted` and wait up to `seconds` for it; None when it takes longer (it is still
+        answered, and its replies go out through the outbox). With `hold`, its replies wait that many
+        seconds in the outbox, so the caller may deliver them itself (WeChat's passive reply)."""
         future = asyncio.get_running_loop().create_future()
-        self._answers[message_id] = future
+        self._answers[accepted.message_id] = future
         if hold:
-            self._hold[message_id] = hold
-        return future
-
-    def forget(self, message_id: int) -> None:
-        self._answers.pop(message_id, None)
-        self._hold.pop(message_id, None)
+            self._hold[accepted.message_id] = hold
+        self.schedule(accepted.conversation_id)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout=seconds)
+        except Exception:  # a timeout, or the dialogue failed (logged there): the caller answers "later"
+            return None
+        finally:
+            self._answers.pop(accepted.message_id, None)
+            self._hold.pop(accepted.message_id, None)
 
     def schedule(self, conversation_id: int) -> "asyncio.Task[None]":
         """Answer the conversation's waiting messages, in order, in the background."""

@@ -239,12 +239,8 @@ def create_app(settings: Settings, assistant: Optional[Assistant] = None,
         """Answer in the HTTP response when the reply is ready in time (WeChat's passive reply), else
         'success' and the customer-service API through the outbox."""
         seconds = runtime.settings.wechat_passive_seconds
-        future = runtime.conversations.expect(accepted.message_id, hold=seconds + 1.0)
-        runtime.conversations.schedule(accepted.conversation_id)
-        try:
-            answer = await asyncio.wait_for(asyncio.shield(future), timeout=seconds)
-        except (asyncio.TimeoutError, Exception):
-            runtime.conversations.forget(accepted.message_id)
+        answer = await runtime.conversations.answer_within(accepted, seconds, hold=seconds + 1.0)
+        if answer is None:
             await asyncio.to_thread(_release, runtime.sessions, accepted.message_id)
             runtime.outbox.wake()
             return PlainTextResponse("success")
@@ -266,12 +262,8 @@ def create_app(settings: Settings, assistant: Optional[Assistant] = None,
         [(_, accepted)] = stored
         if accepted is None:
             return JSONResponse({"replies": [], "duplicate": True})
-        future = runtime.conversations.expect(accepted.message_id)
-        runtime.conversations.schedule(accepted.conversation_id)
-        try:
-            answer = await asyncio.wait_for(asyncio.shield(future), timeout=runtime.settings.web_wait_seconds)
-        except (asyncio.TimeoutError, Exception):
-            runtime.conversations.forget(accepted.message_id)
+        answer = await runtime.conversations.answer_within(accepted, runtime.settings.web_wait_seconds)
+        if answer is None:
             return JSONResponse({"replies": [], "pending": True})
         await asyncio.to_thread(runtime.outbox.mark_sent, answer.outbox_ids)
         last = await asyncio.to_thread(_last_outbound_id, runtime.sessions, accepted.conversation_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -31,6 +32,12 @@ def gateway(assistant, tmp_path: Path, **overrides) -> Iterator[httpx.Client]:
         with httpx.Client(base_url=base_url, timeout=30) as client:
             wait_ready(client)
             yield client
+
+
+def query(tmp_path: Path, sql: str, *args) -> list:
+    """Rows of `sql` on the test gateway's SQLite database (see `gateway`)."""
+    with sqlite3.connect(tmp_path / "helpline.db") as connection:
+        return connection.execute(sql, args).fetchall()
 
 
 def wait_ready(client: httpx.Client, seconds: float = 120) -> None:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from helpline import auth, store
-from tests.gateway_helpers import gateway, wait_for
+from tests.gateway_helpers import gateway, query, wait_for
 
 PASSWORD = "correct horse battery"
 
@@ -38,9 +38,6 @@ def login(base_url, username, password=PASSWORD):
     return client
 
 
-def db(tmp_path, sql, *args):
-    with sqlite3.connect(tmp_path / "helpline.db") as connection:
-        return connection.execute(sql, args).fetchall()
 
 
 @pytest.fixture()
@@ -54,7 +51,7 @@ def service(assistant, tmp_path):
 
 def test_asking_for_a_person_opens_a_case_and_tells_the_worker(service, tmp_path, assistant):
     reply = web(service, "worker000000000001", "我要找人工")
-    [(reference, status, reason)] = db(tmp_path, "select reference, status, reason from cases")
+    [(reference, status, reason)] = query(tmp_path, "select reference, status, reason from cases")
     assert (status, reason) == ("queued", "asked")
     assert reply["replies"] == [assistant.render("utter_handoff_queued", "zh", case_ref=reference, wait_minutes=5)]
     assert reference in reply["replies"][0] and len(reference) == 7
@@ -62,25 +59,25 @@ def test_asking_for_a_person_opens_a_case_and_tells_the_worker(service, tmp_path
 
 def test_the_bot_stays_silent_after_handoff_with_one_still_waiting_note(service, tmp_path, assistant):
     web(service, "worker000000000002", "cho tôi gặp nhân viên")
-    [(reference,)] = db(tmp_path, "select reference from cases")
-    db(tmp_path, "update cases set still_waiting_noted_at = '2000-01-01 00:00:00'")
+    [(reference,)] = query(tmp_path, "select reference from cases")
+    query(tmp_path, "update cases set still_waiting_noted_at = '2000-01-01 00:00:00'")
     first = web(service, "worker000000000002", "tang ca tinh luong sao")
     second = web(service, "worker000000000002", "nghi phep nam dc may ngay")
     assert first["replies"] == [assistant.render("utter_still_waiting", "vi", case_ref=reference)]
     assert second["replies"] == []
-    assert db(tmp_path, "select status from messages where direction='in' order by id")[-2:] == [("kept",), ("kept",)]
+    assert query(tmp_path, "select status from messages where direction='in' order by id")[-2:] == [("kept",), ("kept",)]
 
 
 def test_not_understood_twice_then_yes_opens_a_case(service, tmp_path):
     web(service, "worker000000000003", "bla bla bla")
     web(service, "worker000000000003", "ggg hhh")
     web(service, "worker000000000003", "好的")
-    assert db(tmp_path, "select reason from cases") == [("not_understood",)]
+    assert query(tmp_path, "select reason from cases") == [("not_understood",)]
 
 
 def test_an_urgent_vietnamese_message_without_diacritics_opens_an_urgent_case(service, tmp_path, assistant):
     reply = web(service, "worker000000000004", "quan doc khoa cua ktx k cho tui em ra ngoai")
-    [(reference, urgent, category)] = db(tmp_path, "select reference, urgent, category from cases")
+    [(reference, urgent, category)] = query(tmp_path, "select reference, urgent, category from cases")
     assert (urgent, category) == (1, "detention")
     numbers = assistant.render("utter_emergency_numbers", "vi")
     assert reply["replies"] == [assistant.render("utter_urgent", "vi", case_ref=reference, emergency_numbers=numbers)]
@@ -90,7 +87,7 @@ def test_an_urgent_vietnamese_message_without_diacritics_opens_an_urgent_case(se
 def test_an_urgent_message_raises_a_case_already_waiting(service, tmp_path):
     web(service, "worker000000000005", "我要找人工")
     web(service, "worker000000000005", "组长打我，还说要弄死我")
-    assert db(tmp_path, "select urgent, category from cases") == [(1, "violence")]
+    assert query(tmp_path, "select urgent, category from cases") == [(1, "violence")]
 
 
 def test_an_out_of_hours_handoff_says_when_operators_return(assistant, tmp_path):
@@ -98,7 +95,7 @@ def test_an_out_of_hours_handoff_says_when_operators_return(assistant, tmp_path)
     closed = [str(today), str(today + dt.timedelta(days=1))]
     with gateway(assistant, tmp_path, office_closed_days={"zh": closed, "vi": []}) as client:
         reply = web(client, "worker000000000006", "我要找人工")
-    [(reference,)] = db(tmp_path, "select reference from cases")
+    [(reference,)] = query(tmp_path, "select reference from cases")
     expected = assistant.render("utter_handoff_out_of_hours", "zh", case_ref=reference, return_time="后天11:00",
                                 emergency_numbers=assistant.render("utter_emergency_numbers", "zh"))
     assert reply["replies"] == [expected]
@@ -120,7 +117,7 @@ def test_login_csrf_and_lock_out(service):
 
 def test_two_operators_claim_at_once_and_one_wins(service, tmp_path):
     web(service, "worker000000000007", "我要找人工")
-    [(case_id,)] = db(tmp_path, "select id from cases")
+    [(case_id,)] = query(tmp_path, "select id from cases")
     an, binh = login(service.base_url, "an"), login(service.base_url, "binh")
     barrier = threading.Barrier(2)
 
@@ -133,12 +130,12 @@ def test_two_operators_claim_at_once_and_one_wins(service, tmp_path):
     assert sorted(r.status_code for r in results) == [200, 409]
     loser = next(r for r in results if r.status_code == 409).json()
     assert loser["code"] == "already_claimed" and "claimed by" in loser["error"]
-    assert db(tmp_path, "select owner from conversations") == [("human",)]
+    assert query(tmp_path, "select owner from conversations") == [("human",)]
 
 
 def test_an_operator_cannot_open_another_operators_case_but_a_supervisor_can(service, tmp_path):
     web(service, "worker000000000008", "我要找人工")
-    [(case_id,)] = db(tmp_path, "select id from cases")
+    [(case_id,)] = query(tmp_path, "select id from cases")
     an, binh, sup = login(service.base_url, "an"), login(service.base_url, "binh"), login(service.base_url, "sup")
     assert binh.get(f"/api/cases/{case_id}").status_code == 200  # queued: anyone may look before claiming
     an.post(f"/api/cases/{case_id}/claim")
@@ -154,7 +151,7 @@ def test_an_operator_cannot_open_another_operators_case_but_a_supervisor_can(ser
 def test_every_action_is_in_the_audit_trail_and_the_worker_hears_the_operator(service, tmp_path, assistant):
     sender = "worker000000000009"
     web(service, sender, "我要找人工")
-    [(case_id,)] = db(tmp_path, "select id from cases")
+    [(case_id,)] = query(tmp_path, "select id from cases")
     an = login(service.base_url, "an")
     assert an.post(f"/api/cases/{case_id}/claim").status_code == 200
     assert an.post(f"/api/cases/{case_id}/messages", json={"text": "你好，我是热线的小安"}).status_code == 201
@@ -177,7 +174,7 @@ def test_every_action_is_in_the_audit_trail_and_the_worker_hears_the_operator(se
 
 def test_contacting_the_factory_needs_the_workers_consent(service, tmp_path):
     web(service, "worker000000000010", "我要找人工")
-    [(case_id,)] = db(tmp_path, "select id from cases")
+    [(case_id,)] = query(tmp_path, "select id from cases")
     an = login(service.base_url, "an")
     an.post(f"/api/cases/{case_id}/claim")
     refused = an.post(f"/api/cases/{case_id}/escalate", json={"reason": "联系工厂", "contact_factory": True})
@@ -186,10 +183,10 @@ def test_contacting_the_factory_needs_the_workers_consent(service, tmp_path):
 
 def test_a_reply_outside_the_channels_window_is_refused_with_its_reason(service, tmp_path):
     web(service, "worker000000000011", "我要找人工")
-    [(case_id,)] = db(tmp_path, "select id from cases")
-    db(tmp_path, "update conversations set channel='wechat', last_inbound_at=?",
+    [(case_id,)] = query(tmp_path, "select id from cases")
+    query(tmp_path, "update conversations set channel='wechat', last_inbound_at=?",
        (dt.datetime.utcnow() - dt.timedelta(hours=49)).isoformat(sep=" "))
-    db(tmp_path, "update cases set channel='wechat'")
+    query(tmp_path, "update cases set channel='wechat'")
     an = login(service.base_url, "an")
     an.post(f"/api/cases/{case_id}/claim")
     case = an.get(f"/api/cases/{case_id}").json()
@@ -202,7 +199,7 @@ def test_a_reply_outside_the_channels_window_is_refused_with_its_reason(service,
 def test_handing_back_lets_the_bot_answer_again(service, tmp_path, assistant):
     sender = "worker000000000012"
     web(service, sender, "我要找人工")
-    [(case_id,)] = db(tmp_path, "select id from cases")
+    [(case_id,)] = query(tmp_path, "select id from cases")
     an = login(service.base_url, "an")
     an.post(f"/api/cases/{case_id}/claim")
     assert an.post(f"/api/cases/{case_id}/handback").json()["status"] == "resolved"

@@ -89,9 +89,9 @@ def service(assistant, tmp_path):
 class Problems:
     """Errors the page reports: script errors, console errors (CSP violations among them)."""
 
-    # The console asks /api/me whether it is logged in, and a wrong password is refused: Chromium
-    # logs both 401s as errors, though they are the console working as designed.
-    EXPECTED = re.compile(r"Failed to load resource: the server responded with a status of 401")
+    # The console asks /api/me whether it is logged in, a wrong password is refused (401) and a locked
+    # account too (423): Chromium logs these as errors, though they are the console working as designed.
+    EXPECTED = re.compile(r"Failed to load resource: the server responded with a status of (401|423)")
 
     def __init__(self, page) -> None:
         self.seen: List[str] = []
@@ -159,6 +159,7 @@ def test_an_operator_takes_a_case_from_the_live_queue_to_resolution(browser, ser
     expect(row).to_contain_text("Chinese")
     expect(page).to_have_title("(1) Helpline console")
     assert page.evaluate("document.body.dataset.newCaseAlerts") == "1"
+    assert page.evaluate("document.body.dataset.lastAlertSound") == "played"  # the Web Audio beep
     reference = row.get_by_test_id("queue-reference").inner_text()
     assert re.fullmatch(r"\d{3}-\d{3}", reference)
     first_clock = row.get_by_test_id("queue-waiting").inner_text()
@@ -238,8 +239,12 @@ def test_the_console_in_chinese_is_remembered_and_shows_workers_html_as_text(bro
     worker_writes(service, sender, "我要找人工")
     worker_writes(service, sender, hostile)
 
+    for _ in range(5):
+        httpx.post(f"{service.base_url}/api/login", json={"username": "lin", "password": "wrong password"})
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page, problems = open_console(browser, str(service.base_url))
+    log_in(page, "lin")
+    expect(page.get_by_test_id("login-error")).to_contain_text("this account is locked. Try again in 15 min.")
     log_in(page, "mai")
     expect(page.get_by_test_id("queue-row")).to_have_count(1)
     page.get_by_test_id("language").select_option("zh")
@@ -263,6 +268,23 @@ def test_the_console_in_chinese_is_remembered_and_shows_workers_html_as_text(bro
     assert page.get_by_test_id("transcript").locator("img, b").count() == 0
     assert page.title() == "热线工作台"
     page.screenshot(path=str(SCREENSHOTS / "case_zh.png"))
+
+    # Consent, asked by the operator and answered by the worker, shows at once; then the case can be
+    # escalated to the factory (anonymously) and reassigned.
+    page.get_by_test_id("ask-consent").click()
+    page.get_by_test_id("ask-confirm").click()
+    expect(page.get_by_test_id("consent")).to_have_attribute("data-consent", "asked")
+    worker_writes(service, sender, "3")
+    expect(page.get_by_test_id("consent")).to_have_attribute("data-consent", "anonymous")
+    expect(page.get_by_test_id("consent-value")).to_contain_text("仅限匿名")
+    page.get_by_test_id("escalate").click()
+    page.get_by_test_id("ask-input").fill("需要联系工厂人事部")
+    page.get_by_test_id("ask-check").check()
+    page.get_by_test_id("ask-confirm").click()
+    expect(page.get_by_test_id("case-status")).to_have_attribute("data-status", "escalated")
+    page.get_by_test_id("assign-operator").select_option("lin")
+    page.get_by_test_id("assign").click()
+    expect(page.get_by_test_id("case-operator")).to_have_text("lin")
 
     page.get_by_test_id("language").select_option("vi")
     expect(page.get_by_test_id("claim")).to_have_text("Nhận xử lý")

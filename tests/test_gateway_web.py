@@ -1,11 +1,10 @@
 """The gateway end to end on the web channel: stored, answered once, in the worker's language."""
 
 import concurrent.futures
-import sqlite3
 
 import pytest
 
-from tests.gateway_helpers import gateway, wait_for
+from tests.gateway_helpers import gateway, query, wait_for
 
 SENDER = "webworker0123456789"
 
@@ -14,9 +13,6 @@ def post(client, message_id, text, sender=SENDER):
     return client.post("/webhooks/web", json={"sender": sender, "message_id": message_id, "text": text})
 
 
-def rows(tmp_path, sql):
-    with sqlite3.connect(tmp_path / "helpline.db") as db:
-        return db.execute(sql).fetchall()
 
 
 @pytest.fixture()
@@ -36,15 +32,15 @@ def test_a_message_delivered_twice_is_answered_once(web, tmp_path):
     first = post(web, "dup-1", "年假有几天")
     second = post(web, "dup-1", "年假有几天")
     assert first.json()["replies"] and second.json() == {"replies": [], "duplicate": True}
-    assert rows(tmp_path, "select count(*) from messages where direction='in'") == [(1,)]
-    assert rows(tmp_path, "select count(*) from messages where direction='out'") == [(1,)]
+    assert query(tmp_path, "select count(*) from messages where direction='in'") == [(1,)]
+    assert query(tmp_path, "select count(*) from messages where direction='out'") == [(1,)]
 
 
 def test_the_same_message_twice_at_once_is_answered_once(web, tmp_path):
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: post(web, "race-1", "病假工资怎么算").json(), range(4)))
     assert sum(bool(r["replies"]) for r in results) == 1
-    assert rows(tmp_path, "select count(*) from messages where direction='out'") == [(1,)]
+    assert query(tmp_path, "select count(*) from messages where direction='out'") == [(1,)]
 
 
 def test_later_messages_are_polled_after_the_last_seen(web):
@@ -58,7 +54,7 @@ def test_later_messages_are_polled_after_the_last_seen(web):
 def test_after_a_handoff_the_bot_stays_silent(web, tmp_path):
     post(web, "h1", "我要找人工")
     assert post(web, "h2", "加班费怎么算").json()["replies"] == []
-    assert rows(tmp_path, "select status from messages where platform_message_id='h2'") == [("kept",)]
+    assert query(tmp_path, "select status from messages where platform_message_id='h2'") == [("kept",)]
 
 
 @pytest.mark.parametrize("body", [
@@ -70,13 +66,13 @@ def test_after_a_handoff_the_bot_stays_silent(web, tmp_path):
 def test_malformed_bodies_get_a_4xx_and_nothing_is_stored(web, tmp_path, body):
     response = web.post("/webhooks/web", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400
-    assert rows(tmp_path, "select count(*) from messages") == [(0,)]
+    assert query(tmp_path, "select count(*) from messages") == [(0,)]
 
 
 def test_a_body_over_the_limit_is_refused(web, tmp_path):
     response = web.post("/webhooks/web", content=b"x" * (70 * 1024))
     assert response.status_code == 413
-    assert rows(tmp_path, "select count(*) from messages") == [(0,)]
+    assert query(tmp_path, "select count(*) from messages") == [(0,)]
 
 
 def test_channels_without_settings_are_off(web):
@@ -90,7 +86,7 @@ def test_a_fast_sender_is_asked_to_slow_down_and_nothing_is_lost(assistant, tmp_
     assert all(replies[:3])
     assert replies[3] == [assistant.render("utter_slow_down", "zh")]
     assert replies[4] == replies[5] == []
-    assert rows(tmp_path, "select count(*) from messages where direction='in'") == [(6,)]
+    assert query(tmp_path, "select count(*) from messages where direction='in'") == [(6,)]
 
 
 def test_logs_carry_no_message_text_and_no_sender(web, caplog):

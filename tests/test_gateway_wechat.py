@@ -1,7 +1,6 @@
 """WeChat end to end: signed and encrypted requests made with wechatpy, a fake WeChat API on loopback."""
 
 import concurrent.futures
-import sqlite3
 import time
 
 import pytest
@@ -10,7 +9,7 @@ from wechatpy.crypto import WeChatCrypto
 
 from tests.fakes.server import serve
 from tests.fakes.wechat_api import FakeWeChatApi
-from tests.gateway_helpers import gateway, wait_for
+from tests.gateway_helpers import gateway, query, wait_for
 from tests.test_adapter_wechat import AES_KEY, APP_ID, APP_SECRET, OA, OPENID, TOKEN, encrypted_request, message_xml, signed_query
 
 _ids = iter(range(10_000_000, 20_000_000))
@@ -38,9 +37,6 @@ def reply_content(body, encrypted=False):
     return xmltodict.parse(body)["xml"]["Content"]
 
 
-def count(tmp_path, sql):
-    with sqlite3.connect(tmp_path / "helpline.db") as db:
-        return db.execute(sql).fetchone()[0]
 
 
 @pytest.fixture()
@@ -78,7 +74,7 @@ def test_a_forged_signature_is_refused_and_nothing_is_stored(assistant, tmp_path
         response = client.post("/webhooks/wechat", params={**signed_query(), "signature": "0" * 40},
                                content=text_xml("加班费怎么算").encode())
     assert response.status_code == 403
-    assert count(tmp_path, "select count(*) from messages") == 0
+    assert query(tmp_path, "select count(*) from messages")[0][0] == 0
 
 
 def test_a_retry_while_the_first_is_still_processing_gets_one_answer(assistant, tmp_path, fake):
@@ -90,7 +86,7 @@ def test_a_retry_while_the_first_is_still_processing_gets_one_answer(assistant, 
     passive = [r for r in responses if r.content.startswith(b"<xml>")]
     assert len(passive) == 1 and sorted(r.text for r in responses if r not in passive) == ["success", "success"]
     assert fake.sent_texts() == []
-    assert count(tmp_path, "select count(*) from messages where direction='out'") == 1
+    assert query(tmp_path, "select count(*) from messages where direction='out'")[0][0] == 1
 
 
 def test_a_slow_assistant_answers_success_then_the_customer_service_api(assistant, tmp_path, fake):
@@ -112,7 +108,7 @@ def test_a_failed_send_is_retried_until_delivered_once(assistant, tmp_path, fake
         sent = wait_for(lambda: fake.sent_texts(OPENID), seconds=30)
         time.sleep(1.0)
         assert fake.sent_texts(OPENID) == sent and len(sent) == 1
-    assert count(tmp_path, "select count(*) from outbox where status='sent' and attempts>=1") == 1
+    assert query(tmp_path, "select count(*) from outbox where status='sent' and attempts>=1")[0][0] == 1
 
 
 def test_subscribe_voice_and_image(assistant, tmp_path, fake):
@@ -124,8 +120,7 @@ def test_subscribe_voice_and_image(assistant, tmp_path, fake):
                                                MsgId=next(_ids), FromUserName="o-another-worker-00001",
                                                CreateTime=int(time.time())))
     assert reply_content(follow.content) == assistant.render("utter_welcome", "zh")
-    with sqlite3.connect(tmp_path / "helpline.db") as db:
-        [(reference,)] = db.execute("select reference from cases").fetchall()
+    [(reference,)] = query(tmp_path, "select reference from cases")
     assert reply_content(voice.content) == assistant.render("utter_handoff_queued", "zh", case_ref=reference, wait_minutes=5)
     assert reply_content(image.content) == assistant.render("utter_non_text", "zh")
     assert OA  # replies are addressed from the account the message was sent to (checked in the adapter tests)

@@ -1,7 +1,6 @@
 """Zalo and Telegram end to end, each against its fake platform API on loopback."""
 
 import json
-import sqlite3
 import time
 
 import pytest
@@ -9,7 +8,7 @@ import pytest
 from tests.fakes.server import serve
 from tests.fakes.telegram_api import FakeTelegramApi, text_update
 from tests.fakes.zalo_api import FakeZaloApi
-from tests.gateway_helpers import gateway, wait_for
+from tests.gateway_helpers import gateway, query, wait_for
 from tests.test_adapter_zalo import APP_ID, APP_SECRET, OA_SECRET, USER_ID, sign, user_event
 
 TG_TOKEN = "123456:telegram-test-token"
@@ -17,9 +16,6 @@ TG_SECRET = "telegram-webhook-secret"
 _ids = iter(range(1000, 10_000_000))
 
 
-def count(tmp_path, sql):
-    with sqlite3.connect(tmp_path / "helpline.db") as db:
-        return db.execute(sql).fetchone()[0]
 
 
 # --- Zalo ------------------------------------------------------------------------------------------
@@ -62,7 +58,7 @@ def test_zalo_questions_get_answers_in_their_language(assistant, tmp_path, zalo_
 def test_zalo_forged_signature_refused_nothing_stored(assistant, tmp_path, zalo_fake):
     with zalo_gateway(assistant, tmp_path, zalo_fake) as client:
         assert zalo_post(client, "xin chao", secret="not-the-secret").status_code == 403
-    assert count(tmp_path, "select count(*) from messages") == 0
+    assert query(tmp_path, "select count(*) from messages")[0][0] == 0
 
 
 def test_zalo_duplicate_delivery_answered_once_and_echoes_ignored(assistant, tmp_path, zalo_fake):
@@ -73,7 +69,7 @@ def test_zalo_duplicate_delivery_answered_once_and_echoes_ignored(assistant, tmp
         wait_for(lambda: zalo_fake.sent_texts(USER_ID))
         time.sleep(0.5)
     assert len(zalo_fake.sent_texts(USER_ID)) == 1
-    assert count(tmp_path, "select count(*) from messages where direction='in'") == 1
+    assert query(tmp_path, "select count(*) from messages where direction='in'")[0][0] == 1
 
 
 def test_zalo_expired_token_is_refreshed_and_the_new_tokens_kept(assistant, tmp_path, zalo_fake):
@@ -82,8 +78,7 @@ def test_zalo_expired_token_is_refreshed_and_the_new_tokens_kept(assistant, tmp_
         zalo_post(client, "cty k dong bhxh cho e")
         wait_for(lambda: zalo_fake.sent_texts(USER_ID))
     assert zalo_fake.refresh_count == 1
-    with sqlite3.connect(tmp_path / "helpline.db") as db:
-        [(value,)] = db.execute("select value from channel_state where key='zalo.tokens'").fetchall()
+    [(value,)] = query(tmp_path, "select value from channel_state where key='zalo.tokens'")
     assert json.loads(value)["refresh_token"] == zalo_fake.refresh_token
 
 
@@ -132,7 +127,7 @@ def test_telegram_start_and_questions_in_both_languages(assistant, tmp_path, tg_
 def test_telegram_wrong_secret_refused_and_duplicate_update_answered_once(assistant, tmp_path, tg_fake):
     with tg_gateway(assistant, tmp_path, tg_fake) as client:
         assert tg_post(client, 601, "年假有几天", secret="wrong").status_code == 403
-        assert count(tmp_path, "select count(*) from messages") == 0
+        assert query(tmp_path, "select count(*) from messages")[0][0] == 0
         tg_post(client, 601, "年假有几天", update_id=42)
         tg_post(client, 601, "年假有几天", update_id=42)
         wait_for(lambda: tg_fake.sent_texts(601))

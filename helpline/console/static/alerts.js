@@ -43,7 +43,7 @@ export function caseArrived(id) {
   unseen.add(id);
   alerted += 1;
   document.body.dataset.newCaseAlerts = String(alerted); // lets tests see the alert fired
-  beep();
+  document.body.dataset.lastAlertSound = beep() ? "played" : "unavailable";
   updateTitle();
 }
 
