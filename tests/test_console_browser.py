@@ -8,7 +8,9 @@ Screenshots of the queue and the case view are written to reports/screenshots/.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import sqlite3
 import time
 from pathlib import Path
 from typing import Iterator, List
@@ -288,6 +290,33 @@ def test_the_console_in_chinese_is_remembered_and_shows_workers_html_as_text(bro
 
     page.get_by_test_id("language").select_option("vi")
     expect(page.get_by_test_id("claim")).to_have_text("Nhận xử lý")
+    assert problems.seen == []
+    page.context.close()
+
+
+@needs_chromium
+def test_the_reply_window_counts_down_and_closes_the_reply_box(browser, service, tmp_path):
+    from playwright.sync_api import expect
+
+    worker_writes(service, "worker-console-0003", "我要找人工")
+    # As if the worker had written on WeChat (48 h window) 47 h 59 min 54 s ago.
+    last_message = dt.datetime.utcnow() - dt.timedelta(hours=48) + dt.timedelta(seconds=6)
+    with sqlite3.connect(tmp_path / "helpline.db") as db:
+        db.execute("update conversations set channel='wechat', last_inbound_at=?", (last_message.isoformat(sep=" "),))
+        db.execute("update cases set channel='wechat'")
+    page, problems = open_console(browser, str(service.base_url))
+    log_in(page, "mai")
+    page.get_by_test_id("queue-row").click()
+    window = page.get_by_test_id("reply-window")
+    expect(window).to_have_text(re.compile(r"^0:0[0-6] left$"))
+    expect(page.get_by_test_id("reply-text")).to_be_enabled()
+    expect(window).to_have_text("window closed: the channel's reply time is over", timeout=10000)
+    expect(page.get_by_test_id("reply-text")).to_be_disabled()
+    expect(page.get_by_test_id("reply-send")).to_be_disabled()
+    page.reload()
+    expect(window).to_have_text("window closed: wechat allows replies only within 48 hours of the worker's last message")
+    expect(page.get_by_test_id("reply-hint")).to_contain_text("window closed: wechat allows")
+    expect(page.get_by_test_id("reply-text")).to_be_disabled()
     assert problems.seen == []
     page.context.close()
 
