@@ -102,7 +102,7 @@ def build_router(runtime_of: Callable[[Request], Any]) -> APIRouter:
             "resolved_at": _time(case.resolved_at), "reason": case.reason,
             "window": {**window, "closes_at": _time(window["closes_at"])},
             "messages": [{"id": m.id, "direction": m.direction, "author": m.author, "text": m.text, "kind": m.kind,
-                          "status": m.status, "at": _time(m.created_at), "intent": m.intent, "topic": m.topic,
+                          "status": m.status, "at": _time(m.created_at), "intent": m.intent, "topic": m.topic, "language": m.language,
                           "urgent_category": m.urgent_category} for m in found["messages"]],
             "notes": [{"id": n.id, "author": author, "text": n.text, "at": _time(n.created_at)} for n, author in found["notes"]],
             "audit": [{"actor": a.actor, "action": a.action, "detail": a.detail, "at": _time(a.created_at)}

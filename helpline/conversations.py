@@ -253,6 +253,7 @@ class Conversations:
             conversation = message.conversation
             message.status, message.intent, message.topic = outcome.status, outcome.intent, outcome.topic
             message.urgent_category = outcome.urgent_category
+            message.language = outcome.language
             conversation.language = outcome.language
             if conversation.owner == CLOSED and outcome.status == ANSWERED:
                 conversation.owner = BOT
@@ -266,7 +267,7 @@ class Conversations:
             items = []
             for text in outcome.replies + effects.replies:
                 reply = Message(conversation_id=conversation.id, channel=conversation.channel, direction="out",
-                                author="bot", kind=base.TEXT, text=text, status=PENDING)
+                                author="bot", kind=base.TEXT, text=text, status=PENDING, language=outcome.language)
                 session.add(reply)
                 session.flush()
                 item = OutboxItem(message_id=reply.id, conversation_id=conversation.id, status=PENDING,

@@ -160,7 +160,8 @@ def create_app(settings: Settings, assistant: Optional[Assistant] = None,
         if request.url.path.startswith(("/console", "/api")):
             response.headers["Content-Security-Policy"] = CSP
             response.headers["X-Frame-Options"] = "DENY"
-            response.headers["Cache-Control"] = "no-store"
+            if not request.url.path.startswith("/console/static/"):
+                response.headers["Cache-Control"] = "no-store"  # case data must not linger in caches
         return response
 
     @app.get("/healthz")

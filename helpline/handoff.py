@@ -123,7 +123,7 @@ class Handoff:
     def _queue_text(self, session: Session, conversation: Conversation, author: str, text: str) -> Message:
         """Store an outbound message and its outbox row (delivered by the outbox)."""
         message = Message(conversation_id=conversation.id, channel=conversation.channel, direction="out",
-                          author=author, kind="text", text=text, status=PENDING)
+                          author=author, kind="text", text=text, status=PENDING, language=conversation.language)
         session.add(message)
         session.flush()
         session.add(OutboxItem(message_id=message.id, conversation_id=conversation.id, status=PENDING, attempts=0,

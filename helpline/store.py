@@ -80,6 +80,7 @@ class Message(Base):
     intent = Column(String(64))
     topic = Column(String(32))
     urgent_category = Column(String(32))
+    language = Column(String(8))
     created_at = Column(DateTime, nullable=False, default=utcnow)
 
     conversation = relationship("Conversation", back_populates="messages")

@@ -39,5 +39,5 @@ def test_web_channel_on_postgresql_answers_once_per_message(assistant, tmp_path,
     with engine.connect() as connection:
         assert connection.execute(text("select count(*) from messages where direction='in'")).scalar() == 2
         assert connection.execute(text("select count(*) from outbox where status='sent'")).scalar() == 2
-        assert connection.execute(text("select version_num from alembic_version")).scalar() == "0002"
+        assert connection.execute(text("select version_num from alembic_version")).scalar() == "0003"
     engine.dispose()
