@@ -110,8 +110,7 @@ def create_app(settings: Settings, assistant: Optional[Assistant] = None,
         sessions = store.session_factory(engine)
         loaded = assistant or await asyncio.to_thread(Assistant.load, paths)
         adapters = build_adapters(settings, sessions)
-        outbox = Outbox(sessions, adapters, settings.outbox_max_attempts, settings.outbox_backoff_seconds,
-                        settings.secret_key)
+        outbox = Outbox(sessions, adapters, settings.outbox_max_attempts, settings.outbox_backoff_seconds)
         events = EventBus(settings.redis_url)
         await events.start()
         handoff = Handoff(sessions, settings, loaded.render)

@@ -22,18 +22,19 @@ from helpline.store import FAILED, PENDING, SENT, Conversation, Message, OutboxI
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 300.0
 CONCURRENCY = 8
+# Seconds between two messages to one worker, where the platform limits it (Telegram: about 1 a second per chat).
+PACING = {"telegram": 1.0}
 
 
 class Outbox:
     """Delivers pending outbound messages."""
 
     def __init__(self, sessions: sessionmaker, adapters: Dict[str, ChannelAdapter], max_attempts: int,
-                 backoff: float, secret: str) -> None:
+                 backoff: float) -> None:
         self._sessions = sessions
         self._adapters = adapters
         self._max_attempts = max_attempts
         self._backoff = backoff
-        self._secret = secret
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(CONCURRENCY)
 
@@ -96,6 +97,8 @@ class Outbox:
                            conversation=conversation_id, error=type(error).__name__)
                 return False
             await asyncio.to_thread(self.mark_sent, [item_id])
+            if outbound.channel in PACING:
+                await asyncio.to_thread(self._pace, conversation_id, PACING[outbound.channel])
             logs.event(log, "outbox.sent", channel=outbound.channel, conversation=conversation_id)
             return True
 
@@ -124,6 +127,14 @@ class Outbox:
             session.execute(update(Message).where(Message.id.in_(message_ids))
                             .values(status=SENT).execution_options(synchronize_session=False))
         return claimed
+
+    def _pace(self, conversation_id: int, seconds: float) -> None:
+        """Hold the conversation's next reply for `seconds` after this one."""
+        earliest = utcnow() + dt.timedelta(seconds=seconds)
+        with self._sessions.begin() as session:
+            session.execute(update(OutboxItem).where(OutboxItem.conversation_id == conversation_id,
+                                                     OutboxItem.status == PENDING, OutboxItem.next_attempt_at < earliest)
+                            .values(next_attempt_at=earliest).execution_options(synchronize_session=False))
 
     def _fail(self, item_id: int, reason: str, retry: bool) -> None:
         with self._sessions.begin() as session:
