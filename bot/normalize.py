@@ -28,6 +28,8 @@ VIETNAMESE_ABBREVIATIONS = {
     "cmnd": "chung minh nhan dan", "cccd": "can cuoc cong dan", "tn": "tin nhan",
 }
 
+# "a" abbreviates "anh" except as the last word, where it is the polite particle "ạ" without its mark.
+_PARTICLES_AT_END = frozenset({"a"})
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN_RE = re.compile(rf"[{_HAN}]|[^\W_{_HAN}]+", re.UNICODE)
 HAN_RE = re.compile(rf"[{_HAN}]")
@@ -61,9 +63,13 @@ def words(text: str) -> Iterator[Word]:
     a Latin run is folded and, when it is a chat abbreviation, expanded into the words it stands
     for, each keeping the abbreviation's span. Punctuation and emoji are dropped.
     """
-    for match in _TOKEN_RE.finditer(unicodedata.normalize("NFC", text)):
+    matches = list(_TOKEN_RE.finditer(unicodedata.normalize("NFC", text)))
+    for index, match in enumerate(matches):
         raw = match.group()
         folded = fold(raw)
+        if folded in _PARTICLES_AT_END and index == len(matches) - 1:
+            yield Word(folded, match.start(), match.end())  # "... không ạ": a particle, not "anh"
+            continue
         expansion = VIETNAMESE_ABBREVIATIONS.get(folded, folded)
         for part in expansion.split():
             yield Word(part, match.start(), match.end())

@@ -58,6 +58,7 @@ class _Patterns:
     hyperbole: Dict[str, Pattern[str]]
     resolved: Dict[str, Pattern[str]]
     general: Dict[str, Pattern[str]]
+    hypothetical: Dict[str, Pattern[str]]
     first_person: Dict[str, Pattern[str]]
     categories: Tuple[Tuple[str, Dict[str, Pattern[str]]], ...]
 
@@ -76,16 +77,16 @@ def _load(path: Path = PATTERNS_FILE) -> _Patterns:
     if unknown:
         raise UrgencyPatternError(f"{path.name}: unknown categories {sorted(unknown)}")
     hyperbole = {lang: _compile(parts, f"hyperbole.{lang}") for lang, parts in data["hyperbole"].items()}
-    resolved, general, first_person = (
+    resolved, general, hypothetical, first_person = (
         {lang: _compile(parts, f"{key}.{lang}") for lang, parts in data[key].items()}
-        for key in ("resolved", "general", "first_person")
+        for key in ("resolved", "general", "hypothetical", "first_person")
     )
     categories = tuple(
         (name, {lang: _compile(parts, f"{name}.{lang}") for lang, parts in data["categories"][name].items()})
         for name in CATEGORIES
         if name in data["categories"]
     )
-    return _Patterns(hyperbole, resolved, general, first_person, categories)
+    return _Patterns(hyperbole, resolved, general, hypothetical, first_person, categories)
 
 
 def _forms(text: str) -> Dict[str, str]:
@@ -106,8 +107,9 @@ def detect(text: str) -> Urgency:
     in_general = any(patterns.general[lang].search(form) for lang, form in cleaned.items()) and not any(
         patterns.first_person[lang].search(form) for lang, form in cleaned.items()
     )
+    supposed = any(patterns.hypothetical[lang].search(form.strip()) for lang, form in cleaned.items())
     for category, by_language in patterns.categories:
-        if (over_and_done or in_general) and category != "self_harm":
+        if (over_and_done or in_general or supposed) and category != "self_harm":
             continue
         for lang, pattern in by_language.items():
             if pattern.search(cleaned[lang]):
