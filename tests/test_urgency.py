@@ -63,7 +63,8 @@ def test_a_broken_pattern_file_is_refused(tmp_path):
     bad = tmp_path / "urgency.yml"
     bad.write_text(
         "hyperbole: {zh: [a], vi: [a]}\nresolved: {zh: [a], vi: [a]}\ngeneral: {zh: [a], vi: [a]}\n"
-        "hypothetical: {zh: [a], vi: [a]}\nfirst_person: {zh: [a], vi: [a]}\ncategories:\n  self_harm:\n    zh: ['(unclosed']\n    vi: [a]\n",
+        "hypothetical: {zh: [a], vi: [a]}\nfirst_person: {zh: [a], vi: [a]}\n"
+        "categories:\n  self_harm:\n    zh: ['(unclosed']\n    vi: [a]\n",
         encoding="utf-8",
     )
     with pytest.raises(urgency.UrgencyPatternError, match="self_harm.zh"):
