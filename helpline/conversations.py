@@ -203,7 +203,6 @@ class Conversations:
         outcome = _Outcome(language=language or default)
         if self._settings.assistant_delay:
             await asyncio.sleep(self._settings.assistant_delay)
-        verdict = self._assistant.urgency.detect(text) if text else None
 
         if kind == base.FOLLOW:
             outcome.replies = [self._assistant.render("utter_welcome", outcome.language)]
@@ -213,7 +212,7 @@ class Conversations:
             # With a person: the bot stays silent, the message goes to the case.
             outcome.status = KEPT
             outcome.worker_message = True
-            outcome.urgent_category = verdict.category if verdict and verdict.urgent else None
+            outcome.urgent_category = self._assistant.urgency.detect(text).category if text else None
         elif not text:
             outcome.replies = [self._assistant.render("utter_non_text", outcome.language)] if kind in NON_TEXT_KINDS else []
         elif not self._limiter.allow(conversation_id):
