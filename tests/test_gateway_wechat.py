@@ -7,7 +7,7 @@ import pytest
 import xmltodict
 from wechatpy.crypto import WeChatCrypto
 
-from tests.fakes.server import serve
+from tests.fakes.server import running
 from tests.fakes.wechat_api import FakeWeChatApi
 from tests.gateway_helpers import gateway, query, wait_for
 from tests.test_adapter_wechat import AES_KEY, APP_ID, APP_SECRET, OA, OPENID, TOKEN, encrypted_request, message_xml, signed_query
@@ -41,9 +41,7 @@ def reply_content(body, encrypted=False):
 
 @pytest.fixture()
 def fake():
-    api = FakeWeChatApi(app_id=APP_ID, app_secret=APP_SECRET)
-    with serve(api.app) as url:
-        api.url = url
+    with running(FakeWeChatApi(app_id=APP_ID, app_secret=APP_SECRET)) as api:
         yield api
 
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.fakes.server import serve
+from tests.fakes.server import running
 from tests.fakes.telegram_api import FakeTelegramApi, text_update
 from tests.fakes.zalo_api import FakeZaloApi
 from tests.gateway_helpers import gateway, query, wait_for
@@ -22,9 +22,7 @@ _ids = iter(range(1000, 10_000_000))
 
 @pytest.fixture()
 def zalo_fake():
-    api = FakeZaloApi(app_id=APP_ID, app_secret=APP_SECRET)
-    with serve(api.app) as url:
-        api.url = url
+    with running(FakeZaloApi(app_id=APP_ID, app_secret=APP_SECRET)) as api:
         yield api
 
 
@@ -94,9 +92,7 @@ def test_zalo_send_failures_are_retried_until_delivered(assistant, tmp_path, zal
 
 @pytest.fixture()
 def tg_fake():
-    api = FakeTelegramApi(TG_TOKEN)
-    with serve(api.app) as url:
-        api.url = url
+    with running(FakeTelegramApi(TG_TOKEN)) as api:
         yield api
 
 

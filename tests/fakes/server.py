@@ -34,3 +34,11 @@ def serve(app, port: int = 0, lifespan: str = "off") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def running(fake):
+    """Serve a fake platform API (anything with an ASGI `.app`); sets and yields it with its `.url`."""
+    with serve(fake.app) as url:
+        fake.url = url
+        yield fake
