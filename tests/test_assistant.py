@@ -4,8 +4,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 
 def test_a_chinese_question_gets_the_chinese_answer(assistant, run):
     turn = run(assistant.respond("t-zh", "加班费怎么算啊，周末加班给几倍", None))
@@ -75,7 +73,6 @@ def test_training_again_does_nothing_when_nothing_changed(paths, assistant):
     assert not result.trained and lines == [f"Model is up to date: {paths.model.relative_to(paths.root)}"]
 
 
-@pytest.mark.timeout(300) if hasattr(pytest.mark, "timeout") else lambda f: f
 def test_predict_command_writes_one_json_line_per_input(assistant, paths):
     lines = [
         json.dumps({"text": "老板拖欠工资三个月了"}, ensure_ascii=False),
