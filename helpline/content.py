@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterable, List, Tuple
 import yaml
 
 from bot.normalize import fold
+from helpline.yamlfile import ContentError, ContentInvalid, child, line_of, read
 
 TOPICS = (
     "hours", "wages", "contract", "resignation_dismissal", "social_insurance", "leave",
@@ -27,28 +28,6 @@ MAX_ANSWER_BYTES = 1800
 _ID_RE = re.compile(r"[a-z][a-z0-9_]*")
 _ENTRY_FIELDS = ("id", "topic", "reviewed_on", "review_by", "zh", "vi")
 _LANGUAGE_FIELDS = ("answer", "sources", "examples")
-
-
-@dataclass(frozen=True)
-class ContentError:
-    """One problem in a content file, located for the editor."""
-
-    file: Path
-    line: int
-    entry: str | None
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}"
-        return f"{where}: entry {self.entry}: {self.reason}" if self.entry else f"{where}: {self.reason}"
-
-
-class ContentInvalid(ValueError):
-    """The content has errors; `errors` lists every one found."""
-
-    def __init__(self, errors: List[ContentError]) -> None:
-        super().__init__("\n".join(str(error) for error in errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -88,13 +67,6 @@ def has_diacritics(text: str) -> bool:
     return fold(text) != text.lower()
 
 
-def _key_node(mapping: yaml.MappingNode, key: str) -> yaml.Node | None:
-    for key_node, value_node in mapping.value:
-        if key_node.value == key:
-            return value_node
-    return None
-
-
 class _EntryChecker:
     """Checks one entry, turning each problem into a located `ContentError`."""
 
@@ -104,15 +76,7 @@ class _EntryChecker:
         self.entry_id = value.get("id") if isinstance(value, dict) and isinstance(value.get("id"), str) else None
 
     def fail(self, reason: str, *keys: Any) -> None:
-        node = self.node
-        for key in keys:
-            if isinstance(node, yaml.MappingNode) and _key_node(node, key) is not None:
-                node = _key_node(node, key)
-            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-                node = node.value[key]
-            else:
-                break
-        self.errors.append(ContentError(self.path, node.start_mark.line + 1, self.entry_id, reason))
+        self.errors.append(ContentError(self.path, line_of(self.node, *keys), self.entry_id, reason))
 
     def check(self) -> Entry | None:
         value = self.value
@@ -197,18 +161,12 @@ def example_key(text: str) -> str:
 
 def _load_file(path: Path) -> Tuple[List[Entry], List[ContentError]]:
     try:
-        text = path.read_text(encoding="utf-8")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except UnicodeDecodeError as error:
-        return [], [ContentError(path, 1, None, f"not UTF-8 text ({error.reason})")]
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark else 1
-        return [], [ContentError(path, line, None, f"not valid YAML: {error.problem or error}")]
+        data, root = read(path)
+    except ContentInvalid as invalid:
+        return [], invalid.errors
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
         return [], [ContentError(path, 1, None, "the file must have a list `entries:`")]
-    nodes = _key_node(root, "entries").value
+    nodes = child(root, "entries").value
     entries, errors = [], []
     for node, value in zip(nodes, data["entries"]):
         checker = _EntryChecker(path, node, value)

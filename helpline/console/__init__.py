@@ -56,7 +56,7 @@ def mount(app: FastAPI, canned_file: Path = CANNED_FILE, strings_file: Path = ST
     - GET /api/canned: the canned replies, {"canned": [{"key", "title": {en, zh, vi}, "text": {zh, vi}}]}.
 
     The canned replies and the strings are read and checked once, here: a broken file raises
-    `helpline.content.ContentInvalid` naming its file, line and reason, so the service does not start
+    `helpline.yamlfile.ContentInvalid` naming its file, line and reason, so the service does not start
     with a console that would fail in front of an operator. Edits take effect at the next start.
     """
     replies = {"canned": [reply.as_json() for reply in canned.load(canned_file)]}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List
 
-from helpline.console import yamlfile
+from helpline import yamlfile
 from helpline.content import LANGUAGES as WORKER_LANGUAGES
 
 INTERFACE_LANGUAGES = ("en", "zh", "vi")
@@ -39,7 +39,7 @@ class CannedReply:
 def load(path: Path) -> List[CannedReply]:
     """The replies in `path`, in file order.
 
-    Raises `helpline.content.ContentInvalid` listing every problem (file, line, reply key, reason).
+    Raises `helpline.yamlfile.ContentInvalid` listing every problem (file, line, reply key, reason).
     """
     data, root = yamlfile.read(path)
     problems = yamlfile.Problems(path, root)

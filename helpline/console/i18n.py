@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Dict
 
-from helpline.console import yamlfile
+from helpline import yamlfile
 
 LANGUAGES = ("en", "zh", "vi")
 _PLACEHOLDER_RE = re.compile(r"\{([a-z_]+)\}")
@@ -21,7 +21,7 @@ Strings = Dict[str, Dict[str, str]]
 def load(path: Path) -> Strings:
     """{language: {key: text}} for every interface language.
 
-    Raises `helpline.content.ContentInvalid` listing every problem (file, line, reason).
+    Raises `helpline.yamlfile.ContentInvalid` listing every problem (file, line, reason).
     """
     data, root = yamlfile.read(path)
     problems = yamlfile.Problems(path, root)

@@ -1,17 +1,38 @@
 """Reading a YAML file that people edit by hand, so that every problem can name its file and line.
 
-Shared by the canned replies and the console's interface strings; the errors are the FAQ content's
-(`helpline.content.ContentError`), so every editor-owned file reports problems the same way.
+Shared by the FAQ content, the canned replies and the console's interface strings, so every
+editor-owned file reports problems the same way.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import yaml
 
-from helpline.content import ContentError, ContentInvalid
+
+@dataclass(frozen=True)
+class ContentError:
+    """One problem in an editor's file, located for the editor."""
+
+    file: Path
+    line: int
+    entry: Optional[str]
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}"
+        return f"{where}: entry {self.entry}: {self.reason}" if self.entry else f"{where}: {self.reason}"
+
+
+class ContentInvalid(ValueError):
+    """The file has errors; `errors` lists every one found."""
+
+    def __init__(self, errors: List[ContentError]) -> None:
+        super().__init__("\n".join(str(error) for error in errors))
+        self.errors = errors
 
 
 def read(path: Path) -> Tuple[Any, yaml.Node]:
