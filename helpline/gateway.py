@@ -240,18 +240,14 @@ def create_app(settings: Settings, assistant: Optional[Assistant] = None,
         'success' and the customer-service API through the outbox."""
         seconds = runtime.settings.wechat_passive_seconds
         answer = await runtime.conversations.answer_within(accepted, seconds, hold=seconds + 1.0)
-        if answer is None:
-            await asyncio.to_thread(_release, runtime.sessions, accepted.message_id)
-            runtime.outbox.wake()
-            return PlainTextResponse("success")
-        if answer.outbox_ids:
-            body = adapter.passive_reply(inbound, answer.texts[0])
-            claimed = body is not None and await asyncio.to_thread(runtime.outbox.mark_sent, answer.outbox_ids[:1])
-            await asyncio.to_thread(_release, runtime.sessions, accepted.message_id)
-            runtime.outbox.wake()
-            if claimed:
-                return Response(body, media_type="application/xml")
-        return PlainTextResponse("success")
+        body = None
+        if answer and answer.outbox_ids:
+            body = adapter.passive_reply(inbound, answer.texts[0])  # None when too long for a passive reply
+            if body is not None and not await asyncio.to_thread(runtime.outbox.mark_sent, answer.outbox_ids[:1]):
+                body = None
+        await asyncio.to_thread(_release, runtime.sessions, accepted.message_id)  # the rest go by the outbox
+        runtime.outbox.wake()
+        return Response(body, media_type="application/xml") if body else PlainTextResponse("success")
 
     @app.post("/webhooks/web")
     async def web_webhook(request: Request) -> Response:
