@@ -1,28 +1,33 @@
 """Urgency detection: does this message need a person at once, and why.
 
-Every message is checked, whoever owns the conversation. Two detectors, either of which is enough:
+Every message is checked, whoever owns the conversation. Two detectors:
 - patterns (`urgency.yml` beside this module, reviewed like content): precise, explainable, and
   they know hyperbole ("累死了") and questions about the law in general from a crisis;
 - a classifier (`UrgencyModel`) trained by `helpline train` on the labelled messages in
-  `urgency_examples.yml` and, as ordinary messages, the FAQ example questions: it catches crises
+  `urgency_examples/` and, as ordinary messages, the FAQ example questions: it catches crises
   told in words no pattern lists ("我在江边站了好久 水好黑").
+`decide` combines them: a self-harm pattern always stands; another pattern stands unless the
+classifier is nearly sure it is wrong; the classifier alone needs a higher probability. Both
+thresholds are chosen per language when the model is trained, by cross-validation: the least
+alarming pair that still catches `RECALL_TARGET` of the labelled crises it was not trained on.
 Recall comes first: a missed crisis is worse than a false alarm.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Pattern, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Pattern, Tuple
 
 import yaml
 
-from bot.normalize import normalized
+from bot.normalize import HAN_RE, normalized
 
 PATTERNS_FILE = Path(__file__).with_name("urgency.yml")
-EXAMPLES_FILE = Path(__file__).with_name("urgency_examples.yml")
+EXAMPLES_DIR = Path(__file__).with_name("urgency_examples")
+CALIBRATION = "calibration"  # the sub-folder of examples the patterns are never tuned on
 NOT_URGENT_LABEL = "not_urgent"
 CATEGORIES = (
     "self_harm",
@@ -121,48 +126,162 @@ def _features(text: str) -> str:
     return f"{text} {normalized(text)}"
 
 
-class UrgencyModel:
-    """A classifier over character n-grams: not urgent, or one of the categories."""
+def script(text: str) -> str:
+    """Which language's thresholds apply: "zh" when the message has Chinese characters, else "vi"."""
+    return "zh" if HAN_RE.search(text) else "vi"
 
-    def __init__(self, pipeline: Any, threshold: float) -> None:
-        self._pipeline = pipeline
-        self.threshold = threshold
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When the classifier's probability of "urgent" makes a message urgent.
+
+    `confirm`: a pattern match stands unless the probability is below this (the classifier can
+    overrule a pattern only when it is nearly sure: "tai nạn lao động thì làm hồ sơ sao");
+    `alone`: with no pattern match, the classifier alone needs this much.
+    """
+
+    confirm: float
+    alone: float
+
+
+# The settings cross-validation chooses from, most sensitive first.
+CONFIRM_GRID = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
+ALONE_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+RECALL_TARGET = 0.98
+FOLDS = 5
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The thresholds chosen for one language, and what they did in cross-validation."""
+
+    thresholds: Thresholds
+    recall: float
+    false_alarm_rate: float
+    urgent: int
+    calm: int
+
+
+def _vectorizer() -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_union
+
+    return make_union(
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True),
+        TfidfVectorizer(analyzer="char", ngram_range=(2, 4), sublinear_tf=True),
+        TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b"),
+    )
+
+
+def _urgent_classifier() -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=10, class_weight="balanced", solver="liblinear", random_state=0)
+
+
+def _category_classifier() -> Any:
+    from sklearn.svm import LinearSVC
+
+    return LinearSVC(C=0.5, random_state=0)
+
+
+def decide(pattern: Urgency, probability: float, thresholds: Thresholds) -> bool:
+    """Whether a message is urgent, given the patterns' verdict and the classifier's probability."""
+    if pattern.category == "self_harm":
+        return True
+    if pattern.urgent and probability >= thresholds.confirm:
+        return True
+    return probability >= thresholds.alone
+
+
+def choose_thresholds(patterns: List[Urgency], probabilities: List[float], urgent: List[bool],
+                      recall_target: float = RECALL_TARGET) -> Choice:
+    """The least alarming thresholds whose recall reaches `recall_target` on these messages (or,
+    when none does, the ones with the best recall), preferring the more sensitive on a tie."""
+    calm_count = urgent.count(False) or 1
+    urgent_count = urgent.count(True) or 1
+    best: Tuple[Tuple[float, ...], Choice] | None = None
+    for confirm in CONFIRM_GRID:
+        for alone in ALONE_GRID:
+            thresholds = Thresholds(confirm, alone)
+            said = [decide(v, p, thresholds) for v, p in zip(patterns, probabilities)]
+            recall = sum(s for s, u in zip(said, urgent) if u) / urgent_count
+            alarms = sum(s for s, u in zip(said, urgent) if not u) / calm_count
+            key = (min(recall, recall_target), -alarms, recall, -confirm, -alone)
+            if best is None or key > best[0]:
+                best = (key, Choice(thresholds, recall, alarms, urgent.count(True), urgent.count(False)))
+    assert best is not None
+    return best[1]
+
+
+class UrgencyModel:
+    """Two linear classifiers over character and word n-grams: how likely a message is urgent, and
+    which category an urgent one belongs to; with thresholds per language chosen on calibration
+    examples."""
+
+    def __init__(self, vectorizer: Any, urgent: Any, category: Any, choices: Dict[str, Choice]) -> None:
+        self._vectorizer = vectorizer
+        self._urgent = urgent
+        self._category = category
+        self.choices = choices
 
     @classmethod
-    def train(cls, examples: Iterable[Tuple[str, str | None]], threshold: float = 0.5) -> "UrgencyModel":
-        """Fit on (text, category or None for not urgent) pairs."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline, make_union
+    def train(cls, examples: Iterable[Example], ordinary: Iterable[str] = (),
+              recall_target: float = RECALL_TARGET, folds: int = FOLDS) -> "UrgencyModel":
+        """Fit on the labelled examples and on `ordinary` messages (FAQ questions and the like, never
+        urgent), and choose each language's thresholds on the calibration examples.
 
-        texts, labels = [], []
-        for text, category in examples:
-            texts.append(_features(text))
-            labels.append(category or NOT_URGENT_LABEL)
-        pipeline = make_pipeline(
-            make_union(
-                TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True),
-                TfidfVectorizer(analyzer="char", ngram_range=(2, 3), sublinear_tf=True),
-            ),
-            LogisticRegression(C=10, class_weight="balanced", max_iter=2000),
-        )
-        pipeline.fit(texts, labels)
-        return cls(pipeline, threshold)
+        The calibration examples are held out from pattern tuning, so the patterns' verdicts on them
+        are honest; their classifier probabilities come from `folds`-fold cross-validation, each
+        fold's classifier trained on every other message. (The n-gram weights are fitted once, on
+        every text: they use no labels.)
+        """
+        from sklearn.model_selection import StratifiedKFold
 
-    def predict(self, text: str) -> Urgency:
-        """Urgent when the probability of all categories together reaches the threshold."""
-        probabilities = self._pipeline.predict_proba([_features(text)])[0]
-        classes = list(self._pipeline.classes_)
-        calm = probabilities[classes.index(NOT_URGENT_LABEL)]
-        if 1.0 - calm < self.threshold:
-            return NOT_URGENT
-        best = max((p, c) for p, c in zip(probabilities, classes) if c != NOT_URGENT_LABEL)
-        return Urgency(True, best[1], "model")
+        labelled = list(examples)
+        ordinary = list(ordinary)
+        vectorizer = _vectorizer()
+        features = vectorizer.fit_transform([_features(e.text) for e in labelled] + [_features(t) for t in ordinary])
+        urgent = [e.category is not None for e in labelled] + [False] * len(ordinary)
+        held = [i for i, e in enumerate(labelled) if e.calibration] or list(range(len(labelled)))
+        rest = sorted(set(range(len(urgent))) - set(held))
+
+        probabilities: Dict[int, float] = {}
+        strata = [f"{labelled[i].language}:{labelled[i].category}" for i in held]
+        for train_part, test_part in StratifiedKFold(folds, shuffle=True, random_state=0).split(held, strata):
+            train_index = rest + [held[j] for j in train_part]
+            classifier = _urgent_classifier().fit(features[train_index], [urgent[i] for i in train_index])
+            test_index = [held[j] for j in test_part]
+            probabilities.update(zip(test_index, classifier.predict_proba(features[test_index])[:, 1]))
+        choices = {}
+        for language in ("zh", "vi"):
+            own = [i for i in held if script(labelled[i].text) == language]
+            choices[language] = choose_thresholds(
+                [detect(labelled[i].text) for i in own], [float(probabilities[i]) for i in own],
+                [urgent[i] for i in own], recall_target,
+            )
+
+        crises = [i for i, e in enumerate(labelled) if e.category is not None]
+        category = _category_classifier().fit(features[crises], [labelled[i].category for i in crises])
+        return cls(vectorizer, _urgent_classifier().fit(features, urgent), category, choices)
+
+    def probability(self, text: str) -> float:
+        """How likely the message is urgent, 0 to 1."""
+        return float(self._urgent.predict_proba(self._vectorizer.transform([_features(text)]))[0][1])
+
+    def category(self, text: str) -> str:
+        """The most likely category, were the message urgent."""
+        return str(self._category.predict(self._vectorizer.transform([_features(text)]))[0])
+
+    def thresholds(self, text: str) -> Thresholds:
+        return self.choices[script(text)].thresholds
 
     def save(self, path: Path) -> None:
         import skops.io as sio
 
-        sio.dump({"pipeline": self._pipeline, "threshold": self.threshold}, path)
+        choices = {lang: asdict(choice) for lang, choice in self.choices.items()}
+        sio.dump({"vectorizer": self._vectorizer, "urgent": self._urgent, "category": self._category,
+                  "choices": choices}, path)
 
     @classmethod
     def load(cls, path: Path) -> "UrgencyModel":
@@ -174,23 +293,48 @@ class UrgencyModel:
         if foreign:
             raise UrgencyPatternError(f"{path}: unexpected types in the urgency model: {foreign}")
         data = sio.load(path, trusted=untrusted)
-        return cls(data["pipeline"], data["threshold"])
+        choices = {
+            lang: Choice(**{**choice, "thresholds": Thresholds(**choice["thresholds"])})
+            for lang, choice in data["choices"].items()
+        }
+        return cls(data["vectorizer"], data["urgent"], data["category"], choices)
 
 
-def labelled_examples(path: Path = EXAMPLES_FILE) -> List[Tuple[str, str | None]]:
-    """(text, category or None) pairs from the labelled examples file."""
-    cases = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return [(case["text"], case.get("category") if case["urgent"] else None) for case in cases]
+class Example(NamedTuple):
+    """One labelled message; `calibration` when it is held out from pattern tuning."""
+
+    text: str
+    language: str
+    category: str | None  # None: not urgent
+    calibration: bool = False
+
+
+def labelled_examples(folder: Path = EXAMPLES_DIR) -> List[Example]:
+    """Every labelled message in `folder`; those under `folder/calibration/` are marked so."""
+    examples = []
+    for path in sorted(folder.glob("**/*.yml")):
+        calibration = CALIBRATION in path.relative_to(folder).parts
+        for case in yaml.safe_load(path.read_text(encoding="utf-8")):
+            category = case.get("category") if case["urgent"] else None
+            examples.append(Example(case["text"], case["language"], category, calibration))
+    return examples
 
 
 class UrgencyDetector:
-    """Patterns first, then the classifier when there is one."""
+    """The patterns and, when there is one, the classifier, combined by `decide`."""
 
     def __init__(self, model: UrgencyModel | None = None) -> None:
         self._model = model
 
+    @property
+    def model(self) -> UrgencyModel | None:
+        return self._model
+
     def detect(self, text: str) -> Urgency:
         verdict = detect(text)
-        if verdict.urgent or self._model is None:
+        if self._model is None or verdict.category == "self_harm":
             return verdict
-        return self._model.predict(text)
+        probability = self._model.probability(text)
+        if not decide(verdict, probability, self._model.thresholds(text)):
+            return NOT_URGENT
+        return verdict if verdict.urgent else Urgency(True, self._model.category(text), "model")

@@ -65,7 +65,7 @@ def _sources(paths: ProjectPaths) -> List[Path]:
     files = [paths.config, Path(__file__), Path(content.__file__)]
     files += sorted(paths.content.glob("**/*.yml"))
     files += sorted(paths.nlu_data.glob("**/*.yml"))
-    files += sorted(paths.bot.glob("*.yml")) + sorted(paths.bot.glob("*.py"))
+    files += sorted(paths.bot.glob("**/*.yml")) + sorted(paths.bot.glob("*.py"))
     return files
 
 
@@ -119,18 +119,27 @@ def build(paths: ProjectPaths) -> Dict[str, str]:
     return topics
 
 
-def train_urgency_model(paths: ProjectPaths) -> urgency.UrgencyModel:
+def train_urgency_model(paths: ProjectPaths, progress: Progress = print) -> urgency.UrgencyModel:
     """Train and save the urgency classifier: the labelled examples, and the FAQ questions and
     conversational messages ("我要找人工") as ordinary, not urgent, ones."""
     from rasa.shared.nlu.training_data.loading import load_data
 
-    examples = urgency.labelled_examples()
-    for entry in content.load(paths.content):
-        if entry.id not in URGENT_LOOKING_ENTRIES:
-            examples += [(text, None) for answer in entry.answers.values() for text in answer.examples]
+    ordinary = [
+        text
+        for entry in content.load(paths.content)
+        if entry.id not in URGENT_LOOKING_ENTRIES
+        for answer in entry.answers.values()
+        for text in answer.examples
+    ]
     conversation = load_data(str(paths.nlu_data / "conversation.yml"))
-    examples += [(message.get("text"), None) for message in conversation.intent_examples]
-    model = urgency.UrgencyModel.train(examples)
+    ordinary += [message.get("text") for message in conversation.intent_examples]
+    model = urgency.UrgencyModel.train(urgency.labelled_examples(paths.bot / "urgency_examples"), ordinary)
+    for language, choice in model.choices.items():
+        progress(
+            f"    {language}: thresholds confirm {choice.thresholds.confirm} alone {choice.thresholds.alone}; "
+            f"cross-validated recall {choice.recall:.3f} of {choice.urgent}, false alarms {choice.false_alarm_rate:.3f} "
+            f"of {choice.calm}"
+        )
     paths.models.mkdir(parents=True, exist_ok=True)
     model.save(paths.urgency_model)
     return model
@@ -150,7 +159,7 @@ def train(paths: ProjectPaths, force: bool = False, progress: Progress = print) 
     topics = build(paths)
     progress(f"    {len(topics)} intents; Rasa project written to {paths.build.relative_to(paths.root)}")
     progress("2/4 Training the urgency classifier")
-    train_urgency_model(paths)
+    train_urgency_model(paths, progress)
     progress("3/4 Training the Rasa model (NLU pipeline and rules)")
     from rasa.api import train as rasa_train  # imported here: Rasa's import alone takes seconds
 

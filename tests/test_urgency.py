@@ -4,7 +4,7 @@ import yaml
 
 from bot import urgency
 
-DEV_SET = urgency.EXAMPLES_FILE
+DEV_SET = urgency.EXAMPLES_DIR / "first_sets.yml"
 
 
 @pytest.mark.parametrize("text, category", [
@@ -48,7 +48,7 @@ def test_self_harm_is_never_silenced_by_the_past_or_general_markers():
 
 
 def test_development_set_recall_and_false_alarms():
-    """The labelled examples (bot/urgency_examples.yml) the patterns were tuned on."""
+    """The first labelled sets, the ones the patterns were first tuned on."""
     cases = yaml.safe_load(DEV_SET.read_text(encoding="utf-8"))
     urgent = [c for c in cases if c["urgent"]]
     calm = [c for c in cases if not c["urgent"]]
@@ -69,3 +69,74 @@ def test_a_broken_pattern_file_is_refused(tmp_path):
     )
     with pytest.raises(urgency.UrgencyPatternError, match="self_harm.zh"):
         urgency._load(bad)
+
+
+PATTERN_HIT = urgency.Urgency(True, "violence", "patterns")
+SELF_HARM_HIT = urgency.Urgency(True, "self_harm", "patterns")
+NO_HIT = urgency.NOT_URGENT
+
+
+def test_a_self_harm_pattern_stands_whatever_the_classifier_says():
+    assert urgency.decide(SELF_HARM_HIT, 0.0, urgency.Thresholds(confirm=0.5, alone=0.9))
+
+
+@pytest.mark.parametrize("pattern, probability, urgent", [
+    (PATTERN_HIT, 0.06, True),  # a pattern stands unless the classifier is nearly sure it is wrong
+    (PATTERN_HIT, 0.04, False),
+    (NO_HIT, 0.69, False),  # alone, the classifier needs more
+    (NO_HIT, 0.70, True),
+])
+def test_a_pattern_needs_less_from_the_classifier_than_the_classifier_alone(pattern, probability, urgent):
+    assert urgency.decide(pattern, probability, urgency.Thresholds(confirm=0.05, alone=0.7)) is urgent
+
+
+def test_thresholds_are_the_least_alarming_that_reach_the_recall_target():
+    # Four crises (one only the classifier sees, at 0.62) and four calm messages (one a pattern hit
+    # the classifier doubts, at 0.01; one the classifier likes, at 0.45).
+    patterns = [PATTERN_HIT, PATTERN_HIT, NO_HIT, SELF_HARM_HIT, PATTERN_HIT, NO_HIT, NO_HIT, NO_HIT]
+    probabilities = [0.9, 0.3, 0.62, 0.0, 0.01, 0.45, 0.1, 0.05]
+    urgent = [True, True, True, True, False, False, False, False]
+    choice = urgency.choose_thresholds(patterns, probabilities, urgent, recall_target=1.0)
+    assert (choice.recall, choice.false_alarm_rate) == (1.0, 0.0)
+    assert choice.thresholds.confirm > 0.01 and choice.thresholds.confirm <= 0.3
+    assert 0.45 < choice.thresholds.alone <= 0.62
+
+
+def test_when_no_thresholds_reach_the_target_the_best_recall_is_kept_at_its_most_sensitive():
+    choice = urgency.choose_thresholds([NO_HIT, NO_HIT, NO_HIT], [0.05, 0.5, 0.02], [True, True, False], recall_target=1.0)
+    assert choice.recall == 0.5
+    assert choice.thresholds == urgency.Thresholds(min(urgency.CONFIRM_GRID), min(urgency.ALONE_GRID))
+
+
+def test_examples_under_calibration_are_marked(tmp_path):
+    (tmp_path / "calibration").mkdir()
+    (tmp_path / "a.yml").write_text("- {text: 累死了, language: zh, urgent: false}\n", encoding="utf-8")
+    (tmp_path / "calibration" / "b.yml").write_text(
+        "- {text: 他打我, language: zh, urgent: true, category: violence}\n", encoding="utf-8"
+    )
+    assert urgency.labelled_examples(tmp_path) == [
+        urgency.Example("累死了", "zh", None, False),
+        urgency.Example("他打我", "zh", "violence", True),
+    ]
+
+
+def test_every_labelled_example_is_well_formed():
+    examples = urgency.labelled_examples()
+    assert {e.language for e in examples} == {"zh", "vi"}
+    assert {e.category for e in examples} - {None} == set(urgency.CATEGORIES)
+    assert any(e.calibration for e in examples) and not all(e.calibration for e in examples)
+
+
+def test_the_trained_model_is_saved_and_loaded_with_its_thresholds(tmp_path):
+    crises = {"他打我": "violence", "他又打我了": "violence", "车间着火了": "fire_chemical",
+              "quan doc danh em": "violence", "xuong chay roi": "fire_chemical", "bao ve danh toi": "violence"}
+    calm = ["几点下班", "工资几号发", "年假几天", "tang ca bao nhieu", "luong bao gio tra", "nghi phep may ngay"]
+    examples = [urgency.Example(t, urgency.script(t), c, True) for t, c in crises.items()]
+    examples += [urgency.Example(t, urgency.script(t), None, True) for t in calm]
+    model = urgency.UrgencyModel.train(examples, ordinary=["你好", "xin chao"], folds=2)
+    path = tmp_path / "urgency.skops"
+    model.save(path)
+    loaded = urgency.UrgencyModel.load(path)
+    assert loaded.choices == model.choices and set(loaded.choices) == {"zh", "vi"}
+    assert loaded.probability("他打我") == pytest.approx(model.probability("他打我"))
+    assert loaded.category("他打我") == "violence"
