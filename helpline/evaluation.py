@@ -209,7 +209,7 @@ def run(paths: ProjectPaths = ProjectPaths()) -> str:
                      f"{u.false_alarm_rate:.3f} {_mark(u.false_alarm_rate, 0.05, False)} | {u.wrong_category} |")
     lines += ["", "Patterns alone (without the classifier): " + "; ".join(
         f"{u.language} recall {u.recall:.3f}, false alarms {u.false_alarm_rate:.3f}" for u in patterns_only) + ".",
-        "The test set `eval_data/urgency.yml` was written blind, from the labelling guide alone, and is used for "
+        "The test set `eval_data/urgency.yml` was written blind, from `bot/urgency_examples/LABELLING.md` alone, and is used for "
         "nothing else; the patterns were tuned on `bot/urgency_examples/*.yml` and the classifier trained on "
         "`bot/urgency_examples/**` (with the FAQ questions as ordinary messages)."]
     model = assistant.urgency.model
@@ -217,10 +217,11 @@ def run(paths: ProjectPaths = ProjectPaths()) -> str:
         lines += ["", "Thresholds chosen by `helpline train` on `bot/urgency_examples/calibration/` (never used to tune "
                   "the patterns; the classifier's probabilities cross-validated), aiming at recall "
                   f"{urgency.RECALL_TARGET}:", "",
-                  "| language | confirm a pattern at | classifier alone at | calibration recall | calibration false alarms |",
-                  "|---|---|---|---|---|"]
+                  "| language | self-harm pattern overruled below | other pattern overruled below | classifier alone at | "
+                  "calibration recall | calibration false alarms |",
+                  "|---|---|---|---|---|---|"]
         for language, choice in sorted(model.choices.items()):
-            lines.append(f"| {language} | {choice.thresholds.confirm} | {choice.thresholds.alone} | "
+            lines.append(f"| {language} | {choice.thresholds.self_harm} | {choice.thresholds.confirm} | {choice.thresholds.alone} | "
                          f"{choice.recall:.3f} of {choice.urgent} | {choice.false_alarm_rate:.3f} of {choice.calm} |")
     lines += ["", "## Speed", "",
               f"- Model load: {load_seconds:.1f} s; last training: {info.get('train_seconds', '?')} s.",

@@ -76,8 +76,20 @@ SELF_HARM_HIT = urgency.Urgency(True, "self_harm", "patterns")
 NO_HIT = urgency.NOT_URGENT
 
 
-def test_a_self_harm_pattern_stands_whatever_the_classifier_says():
+def test_a_self_harm_pattern_stands_unless_the_classifier_all_but_rules_it_out():
     assert urgency.decide(SELF_HARM_HIT, 0.0, urgency.Thresholds(confirm=0.5, alone=0.9))
+    assert urgency.decide(SELF_HARM_HIT, 0.03, urgency.Thresholds(confirm=0.5, alone=0.9, self_harm=0.03))
+    assert not urgency.decide(SELF_HARM_HIT, 0.02, urgency.Thresholds(confirm=0.5, alone=0.9, self_harm=0.03))
+
+
+def test_the_self_harm_veto_keeps_every_self_harm_crisis_with_a_margin():
+    patterns = [SELF_HARM_HIT, SELF_HARM_HIT, SELF_HARM_HIT, NO_HIT]
+    calm_rooftop = 0.01  # "phơi đồ trên sân thượng"
+    choice = urgency.choose_thresholds(patterns, [0.6, 0.3, calm_rooftop, 0.0], [True, True, False, False])
+    assert choice.thresholds.self_harm == urgency.SELF_HARM_VETO_MAX
+    assert (choice.recall, choice.false_alarm_rate) == (1.0, 0.0)
+    shy = urgency.choose_thresholds(patterns, [0.6, 0.04, calm_rooftop, 0.0], [True, True, False, False])
+    assert shy.thresholds.self_harm == 0.02 and shy.recall == 1.0
 
 
 @pytest.mark.parametrize("pattern, probability, urgent", [
@@ -105,7 +117,7 @@ def test_thresholds_are_the_least_alarming_that_reach_the_recall_target():
 def test_when_no_thresholds_reach_the_target_the_best_recall_is_kept_at_its_most_sensitive():
     choice = urgency.choose_thresholds([NO_HIT, NO_HIT, NO_HIT], [0.05, 0.5, 0.02], [True, True, False], recall_target=1.0)
     assert choice.recall == 0.5
-    assert choice.thresholds == urgency.Thresholds(min(urgency.CONFIRM_GRID), min(urgency.ALONE_GRID))
+    assert (choice.thresholds.confirm, choice.thresholds.alone) == (min(urgency.CONFIRM_GRID), min(urgency.ALONE_GRID))
 
 
 def test_examples_under_calibration_are_marked(tmp_path):
