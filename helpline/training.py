@@ -136,9 +136,9 @@ def train_urgency_model(paths: ProjectPaths, progress: Progress = print) -> urge
     model = urgency.UrgencyModel.train(urgency.labelled_examples(paths.bot / "urgency_examples"), ordinary)
     for language, choice in model.choices.items():
         progress(
-            f"    {language}: thresholds confirm {choice.thresholds.confirm} alone {choice.thresholds.alone}; "
-            f"cross-validated recall {choice.recall:.3f} of {choice.urgent}, false alarms {choice.false_alarm_rate:.3f} "
-            f"of {choice.calm}"
+            f"    {language}: self-harm pattern overruled below {choice.thresholds.self_harm}, other patterns below "
+            f"{choice.thresholds.confirm}, classifier alone from {choice.thresholds.alone}; "
+            f"on calibration: recall {choice.recall:.3f} of {choice.urgent}, false alarms {choice.false_alarm_rate:.3f} of {choice.calm}"
         )
     paths.models.mkdir(parents=True, exist_ok=True)
     model.save(paths.urgency_model)
