@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import yaml
 
@@ -140,8 +140,12 @@ class UrgencyScores:
         return self.false_alarms / self.calm if self.calm else 0.0
 
 
-def score_urgency(path: Path, detector: urgency.UrgencyDetector) -> List[UrgencyScores]:
-    cases = yaml.safe_load(path.read_text(encoding="utf-8"))
+def load_urgency_sets(folder: Path) -> Dict[str, List[Dict[str, Any]]]:
+    """The urgency test sets (`urgency*.yml`), by file name."""
+    return {path.name: yaml.safe_load(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("urgency*.yml"))}
+
+
+def score_urgency(cases: List[Dict[str, Any]], detector: urgency.UrgencyDetector) -> List[UrgencyScores]:
     scores: Dict[str, UrgencyScores] = {}
     for case in cases:
         lang = case["language"]
@@ -180,8 +184,11 @@ def run(paths: ProjectPaths = ProjectPaths()) -> str:
         cases = load_heldout(paths.eval_data / f"heldout_{lang}.yml")
         intent_scores.append(asyncio.run(score_intents(assistant, lang, cases, reports / f"confusion_{lang}.png")))
     lang_accuracy, per_kind, lang_misses = score_language_id(paths.eval_data / "language_id.tsv")
-    urgency_scores = score_urgency(paths.eval_data / "urgency.yml", assistant.urgency)
-    patterns_only = score_urgency(paths.eval_data / "urgency.yml", urgency.UrgencyDetector(None))
+    urgency_sets = load_urgency_sets(paths.eval_data)
+    every_case = [case for cases in urgency_sets.values() for case in cases]
+    urgency_scores = score_urgency(every_case, assistant.urgency)
+    patterns_only = score_urgency(every_case, urgency.UrgencyDetector(None))
+    per_set = {name: score_urgency(cases, assistant.urgency) for name, cases in urgency_sets.items()}
     latencies = sorted(ms for scores in intent_scores for ms in scores.latencies_ms)
     import json
 
@@ -207,11 +214,16 @@ def run(paths: ProjectPaths = ProjectPaths()) -> str:
     for u in urgency_scores:
         lines.append(f"| {u.language} | {u.urgent} | {u.recall:.3f} {_mark(u.recall, 1.0)} | {u.calm} | "
                      f"{u.false_alarm_rate:.3f} {_mark(u.false_alarm_rate, 0.05, False)} | {u.wrong_category} |")
+    if len(per_set) > 1:
+        lines += ["", "Per test set: " + "; ".join(
+            f"`{name}` {u.language} recall {u.recall:.3f} of {u.urgent}, false alarms {u.false_alarm_rate:.3f} of {u.calm}"
+            for name, scores in per_set.items() for u in scores) + "."]
     lines += ["", "Patterns alone (without the classifier): " + "; ".join(
         f"{u.language} recall {u.recall:.3f}, false alarms {u.false_alarm_rate:.3f}" for u in patterns_only) + ".",
-        "The test set `eval_data/urgency.yml` was written blind, from `bot/urgency_examples/LABELLING.md` alone, and is used for "
-        "nothing else; the patterns were tuned on `bot/urgency_examples/*.yml` and the classifier trained on "
-        "`bot/urgency_examples/**` (with the FAQ questions as ordinary messages)."]
+        "The test sets `eval_data/urgency*.yml` were written blind, each by its own writer, from "
+        "`bot/urgency_examples/LABELLING.md` alone, and are used for nothing else; the patterns were tuned on "
+        "`bot/urgency_examples/*.yml` and the classifier trained on `bot/urgency_examples/**` (with the FAQ questions "
+        "as ordinary messages)."]
     model = assistant.urgency.model
     if model is not None:
         lines += ["", "Thresholds chosen by `helpline train` on `bot/urgency_examples/calibration/` (never used to tune "
