@@ -276,6 +276,12 @@ class Handoff:
             "messages": list(messages), "notes": [(n, n.operator.username) for n in notes], "audit": list(audit),
         }
 
+    def _require_open_window(self, conversation: Conversation) -> None:
+        """Refuse to send to the worker when the platform's reply window is closed."""
+        window = self.window(conversation)
+        if not window["open"]:
+            raise HandoffError(f"reply window closed: {window['reason']}", "window_closed")
+
     def window(self, conversation: Conversation, now: Optional[dt.datetime] = None) -> Dict[str, Any]:
         """Whether the channel still lets us write to the worker, and for how long."""
         hours = self._settings.reply_windows.get(conversation.channel)
@@ -317,9 +323,7 @@ class Handoff:
                 raise HandoffError("claim the case before replying", "not_claimed", 409)
             if case.status == CASE_RESOLVED:
                 raise HandoffError("the case is resolved", "resolved", 409)
-            window = self.window(case.conversation)
-            if not window["open"]:
-                raise HandoffError(f"reply window closed: {window['reason']}", "window_closed")
+            self._require_open_window(case.conversation)
             message = self._queue_text(session, case.conversation, "operator", text)
             case.first_reply_at = case.first_reply_at or utcnow()
             case.conversation.owner = HUMAN
@@ -340,9 +344,7 @@ class Handoff:
     def ask_consent(self, who: Identity, case_id: int) -> Effects:
         with self._sessions.begin() as session:
             case = self._case(session, case_id, who)
-            window = self.window(case.conversation)
-            if not window["open"]:
-                raise HandoffError(f"reply window closed: {window['reason']}", "window_closed")
+            self._require_open_window(case.conversation)
             case.consent_asked_at, case.consent = utcnow(), None
             self._queue_text(session, case.conversation, "system",
                              self._render("utter_consent_ask", self._language(case.conversation)))
