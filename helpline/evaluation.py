@@ -166,6 +166,20 @@ def score_urgency(cases: List[Dict[str, Any]], detector: urgency.UrgencyDetector
     return [scores[lang] for lang in sorted(scores)]
 
 
+def combine_scores(per_set: List[List[UrgencyScores]]) -> List[UrgencyScores]:
+    """Several sets' scores as one set's, per language."""
+    totals: Dict[str, UrgencyScores] = {}
+    for scores in per_set:
+        for u in scores:
+            total = totals.setdefault(u.language, UrgencyScores(u.language, 0, 0, 0, 0, 0, [], []))
+            total.urgent, total.caught, total.calm = total.urgent + u.urgent, total.caught + u.caught, total.calm + u.calm
+            total.false_alarms += u.false_alarms
+            total.wrong_category += u.wrong_category
+            total.misses += u.misses
+            total.alarms += u.alarms
+    return [totals[lang] for lang in sorted(totals)]
+
+
 def _mark(value: float, target: float, higher_is_better: bool = True) -> str:
     met = value >= target if higher_is_better else value <= target
     return "met" if met else "**NOT met**"
@@ -185,10 +199,9 @@ def run(paths: ProjectPaths = ProjectPaths()) -> str:
         intent_scores.append(asyncio.run(score_intents(assistant, lang, cases, reports / f"confusion_{lang}.png")))
     lang_accuracy, per_kind, lang_misses = score_language_id(paths.eval_data / "language_id.tsv")
     urgency_sets = load_urgency_sets(paths.eval_data)
-    every_case = [case for cases in urgency_sets.values() for case in cases]
-    urgency_scores = score_urgency(every_case, assistant.urgency)
-    patterns_only = score_urgency(every_case, urgency.UrgencyDetector(None))
     per_set = {name: score_urgency(cases, assistant.urgency) for name, cases in urgency_sets.items()}
+    urgency_scores = combine_scores([scores for scores in per_set.values()])
+    patterns_only = score_urgency([case for cases in urgency_sets.values() for case in cases], urgency.UrgencyDetector(None))
     latencies = sorted(ms for scores in intent_scores for ms in scores.latencies_ms)
     import json
 
