@@ -3,7 +3,7 @@
 Every figure comes from test files under `eval_data/` that were written apart from the training
 data and are never used in training: held-out questions phrased differently (`heldout_*.yml`),
 short messages labelled with their language (`language_id.tsv`), and messages labelled urgent or
-not (`urgency.yml`). The report is printed and written to `reports/eval.md`, with a confusion
+not (`urgency_*.yml`, one file per blind test set). The report is printed and written to `reports/eval.md`, with a confusion
 matrix per language as PNG.
 """
 
