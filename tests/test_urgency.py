@@ -42,6 +42,18 @@ def test_hyperbole_general_questions_and_old_events_are_not_urgent(text):
     assert urgency.detect(text) == urgency.NOT_URGENT
 
 
+@pytest.mark.parametrize("text, urgent", [
+    # folding makes "từ từ" (slowly) and "tự tử", "tủi thân" and "túi than" (charcoal) one spelling
+    ("để từ từ rồi tính", False), ("de tu tu roi tinh", False), ("e muốn tự tử", True), ("muon tu tu cho xong", True),
+    ("sinh nhật một mình, tủi thân ghê", False), ("mua 2 tui than voi bang keo roi", True),
+    # taking or buying medicine is ordinary; a whole strip or saving it up is not
+    ("phòng y tế cho uống thuốc rồi", False), ("mua thuốc ở nhà thuốc có được bảo hiểm trả không", False),
+    ("uong het 2 vi thuoc ngu roi", True), ("gom du thuoc roi", True),
+])
+def test_words_folding_makes_alike_are_told_apart(text, urgent):
+    assert urgency.detect(text).urgent is urgent
+
+
 def test_self_harm_is_never_silenced_by_the_past_or_general_markers():
     assert urgency.detect("以前也想过，现在还是不想活了").category == "self_harm"
     assert urgency.detect("hoi truoc e cung vay, gio e muon chet").category == "self_harm"
