@@ -28,6 +28,10 @@ DEV_SET = urgency.EXAMPLES_DIR / "first_sets.yml"
     ("em 14t, cty bat lam ca dem", "child_labour"),
     ("我下礼拜就走了，老板说走的人工资一分不给", "wages_withheld_leaving"),
     ("sep noi neu e nghi thi k tra luong, mai e nghi roi", "wages_withheld_leaving"),
+    ("拉长抄起凳子就砸过来了", "violence"),
+    ("冷库那边漏氨气了", "fire_chemical"),
+    ("co be cung to bi may cuon toc vao", "serious_injury_illness"),
+    ("中介借的路费利滚利，根本走不了", "documents_forced_labour"),
 ])
 def test_each_category_is_caught_in_both_languages(text, category):
     assert urgency.detect(text) == urgency.Urgency(True, category, "patterns")
