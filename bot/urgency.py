@@ -183,7 +183,9 @@ def _vectorizer() -> Any:
 def _urgent_classifier() -> Any:
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=10, class_weight="balanced", solver="liblinear", random_state=0)
+    # C=100 rather than 10: with 8,000 labelled messages, cross-validated calibration false alarms at the
+    # same recall fell from 0.075 to 0.061 (vi) and 0.063 to 0.061 (zh); 300 gained nothing more.
+    return LogisticRegression(C=100, class_weight="balanced", solver="liblinear", random_state=0)
 
 
 def _category_classifier() -> Any:
