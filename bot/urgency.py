@@ -10,7 +10,7 @@ Every message is checked, whoever owns the conversation. Two detectors:
 another pattern stands unless the classifier is nearly sure it is wrong; the classifier alone
 needs a higher probability. The thresholds are chosen per language when the model is trained, on
 calibration examples the patterns were never tuned on, with cross-validated probabilities: the
-least alarming setting that still catches `RECALL_TARGET` of their crises.
+least alarming setting that still catches `RECALL_TARGETS[language]` of their crises.
 Recall comes first: a missed crisis is worse than a false alarm.
 """
 
@@ -153,7 +153,11 @@ class Thresholds:
 CONFIRM_GRID = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
 SELF_HARM_VETO_MAX = 0.05
 ALONE_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
-RECALL_TARGET = 0.98
+# The share of calibration crises the thresholds must catch, per language. 0.99 for Chinese: on the
+# retired test sets in calibration it caught 209 of 210 crises against 207 at 0.98, and false alarms
+# went from 2 to 3 of 204. Not for Vietnamese: all 210 were caught at 0.98 already, and 0.99 more than
+# doubled false alarms there (7 to 16 of 207).
+RECALL_TARGETS = {"zh": 0.99, "vi": 0.98}
 FOLDS = 5
 _TERM_SEPARATOR = "\x00"  # between the terms of a saved vocabulary (`save` refuses a term holding it)
 
@@ -167,6 +171,7 @@ class Choice:
     false_alarm_rate: float
     urgent: int
     calm: int
+    target: float = 0.0
 
 
 def _vectorizer() -> Any:
@@ -204,7 +209,7 @@ def decide(pattern: Urgency, probability: float, thresholds: Thresholds) -> bool
 
 
 def choose_thresholds(patterns: List[Urgency], probabilities: List[float], urgent: List[bool],
-                      recall_target: float = RECALL_TARGET) -> Choice:
+                      recall_target: float) -> Choice:
     """The least alarming thresholds whose recall reaches `recall_target` on these messages (or,
     when none does, the ones with the best recall), preferring the more sensitive on a tie; and
     the self-harm veto that loses none of their self-harm crises, with a margin of two."""
@@ -221,7 +226,7 @@ def choose_thresholds(patterns: List[Urgency], probabilities: List[float], urgen
             alarms = sum(s for s, u in zip(said, urgent) if not u) / calm_count
             key = (min(recall, recall_target), -alarms, recall, -confirm, -alone)
             if best is None or key > best[0]:
-                best = (key, Choice(thresholds, recall, alarms, urgent.count(True), urgent.count(False)))
+                best = (key, Choice(thresholds, recall, alarms, urgent.count(True), urgent.count(False), recall_target))
     assert best is not None
     return best[1]
 
@@ -239,7 +244,7 @@ class UrgencyModel:
 
     @classmethod
     def train(cls, examples: Iterable[Example], ordinary: Iterable[str] = (),
-              recall_target: float = RECALL_TARGET, folds: int = FOLDS) -> "UrgencyModel":
+              recall_targets: Dict[str, float] | None = None, folds: int = FOLDS) -> "UrgencyModel":
         """Fit on the labelled examples and on `ordinary` messages (FAQ questions and the like, never
         urgent), and choose each language's thresholds on the calibration examples.
 
@@ -270,7 +275,7 @@ class UrgencyModel:
             own = [i for i in held if script(labelled[i].text) == language]
             choices[language] = choose_thresholds(
                 [detect(labelled[i].text) for i in own], [float(probabilities[i]) for i in own],
-                [urgent[i] for i in own], recall_target,
+                [urgent[i] for i in own], (recall_targets or RECALL_TARGETS)[language],
             )
 
         crises = [i for i, e in enumerate(labelled) if e.category is not None]

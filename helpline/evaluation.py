@@ -240,14 +240,15 @@ def run(paths: ProjectPaths = ProjectPaths()) -> str:
     model = assistant.urgency.model
     if model is not None:
         lines += ["", "Thresholds chosen by `helpline train` on `bot/urgency_examples/calibration/` (never used to tune "
-                  "the patterns; the classifier's probabilities cross-validated), aiming at recall "
-                  f"{urgency.RECALL_TARGET}:", "",
-                  "| language | self-harm pattern overruled below | other pattern overruled below | classifier alone at | "
-                  "calibration recall | calibration false alarms |",
-                  "|---|---|---|---|---|---|"]
+                  "the patterns; the classifier's probabilities cross-validated): the least alarming that reach the "
+                  "language's recall target:", "",
+                  "| language | recall target | self-harm pattern overruled below | other pattern overruled below | "
+                  "classifier alone at | calibration recall | calibration false alarms |",
+                  "|---|---|---|---|---|---|---|"]
         for language, choice in sorted(model.choices.items()):
-            lines.append(f"| {language} | {choice.thresholds.self_harm} | {choice.thresholds.confirm} | {choice.thresholds.alone} | "
-                         f"{choice.recall:.3f} of {choice.urgent} | {choice.false_alarm_rate:.3f} of {choice.calm} |")
+            lines.append(f"| {language} | {choice.target} | {choice.thresholds.self_harm} | {choice.thresholds.confirm} | "
+                         f"{choice.thresholds.alone} | {choice.recall:.3f} of {choice.urgent} | "
+                         f"{choice.false_alarm_rate:.3f} of {choice.calm} |")
     lines += ["", "## Speed", "",
               f"- Model load: {load_seconds:.1f} s; last training: {info.get('train_seconds', '?')} s.",
               f"- `understand` per message after load (NLU, urgency, language), over {len(latencies)} messages: "

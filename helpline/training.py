@@ -138,7 +138,7 @@ def train_urgency_model(paths: ProjectPaths, progress: Progress = print) -> urge
         progress(
             f"    {language}: self-harm pattern overruled below {choice.thresholds.self_harm}, other patterns below "
             f"{choice.thresholds.confirm}, classifier alone from {choice.thresholds.alone}; "
-            f"on calibration: recall {choice.recall:.3f} of {choice.urgent}, false alarms {choice.false_alarm_rate:.3f} of {choice.calm}"
+            f"on calibration: recall {choice.recall:.3f} of {choice.urgent} (target {choice.target}), false alarms {choice.false_alarm_rate:.3f} of {choice.calm}"
         )
     paths.models.mkdir(parents=True, exist_ok=True)
     model.save(paths.urgency_model)

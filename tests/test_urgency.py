@@ -101,10 +101,10 @@ def test_a_self_harm_pattern_stands_unless_the_classifier_all_but_rules_it_out()
 def test_the_self_harm_veto_keeps_every_self_harm_crisis_with_a_margin():
     patterns = [SELF_HARM_HIT, SELF_HARM_HIT, SELF_HARM_HIT, NO_HIT]
     calm_rooftop = 0.01  # "phơi đồ trên sân thượng"
-    choice = urgency.choose_thresholds(patterns, [0.6, 0.3, calm_rooftop, 0.0], [True, True, False, False])
+    choice = urgency.choose_thresholds(patterns, [0.6, 0.3, calm_rooftop, 0.0], [True, True, False, False], 0.98)
     assert choice.thresholds.self_harm == urgency.SELF_HARM_VETO_MAX
     assert (choice.recall, choice.false_alarm_rate) == (1.0, 0.0)
-    shy = urgency.choose_thresholds(patterns, [0.6, 0.04, calm_rooftop, 0.0], [True, True, False, False])
+    shy = urgency.choose_thresholds(patterns, [0.6, 0.04, calm_rooftop, 0.0], [True, True, False, False], 0.98)
     assert shy.thresholds.self_harm == 0.02 and shy.recall == 1.0
 
 
@@ -125,7 +125,7 @@ def test_thresholds_are_the_least_alarming_that_reach_the_recall_target():
     probabilities = [0.9, 0.3, 0.62, 0.0, 0.01, 0.45, 0.1, 0.05]
     urgent = [True, True, True, True, False, False, False, False]
     choice = urgency.choose_thresholds(patterns, probabilities, urgent, recall_target=1.0)
-    assert (choice.recall, choice.false_alarm_rate) == (1.0, 0.0)
+    assert (choice.recall, choice.false_alarm_rate, choice.target) == (1.0, 0.0, 1.0)
     assert choice.thresholds.confirm > 0.01 and choice.thresholds.confirm <= 0.3
     assert 0.45 < choice.thresholds.alone <= 0.62
 
