@@ -6,7 +6,7 @@ Every message is checked, whoever owns the conversation. Two detectors:
 - a classifier (`UrgencyModel`) trained by `helpline train` on the labelled messages in
   `urgency_examples/` and, as ordinary messages, the FAQ example questions: it catches crises
   told in words no pattern lists ("我在江边站了好久 水好黑").
-`decide` combines them: a self-harm pattern stands unless the classifier all but rules it out;
+`decide` combines them: a self-harm pattern always stands;
 another pattern stands unless the classifier is nearly sure it is wrong; the classifier alone
 needs a higher probability. The thresholds are chosen per language when the model is trained, on
 calibration examples the patterns were never tuned on, with cross-validated probabilities: the
@@ -137,21 +137,18 @@ class Thresholds:
 
     `confirm`: a pattern match stands unless the probability is below this (the classifier can
     overrule a pattern only when it is nearly sure: "tai nạn lao động thì làm hồ sơ sao");
-    `alone`: with no pattern match, the classifier alone needs this much;
-    `self_harm`: a self-harm pattern stands unless the probability is below this, which is never
-    more than `SELF_HARM_VETO_MAX` and never within a factor of two of the probability the
-    classifier gave any self-harm crisis of the calibration set ("phơi đồ trên sân thượng" is
-    not a rooftop crisis; "k muốn sống nữa" always is).
+    `alone`: with no pattern match, the classifier alone needs this much.
+    A self-harm pattern always stands: the classifier once overruled one ("nhiều đêm e nghĩ hay là
+    treo cổ cho xong", a crisis told inside a question about wage deductions, at 0.002), and a
+    veto low enough to keep every calibration crisis caught no false alarm worth the risk.
     """
 
     confirm: float
     alone: float
-    self_harm: float = 0.0
 
 
 # The settings cross-validation chooses from, most sensitive first.
 CONFIRM_GRID = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
-SELF_HARM_VETO_MAX = 0.05
 ALONE_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 # The share of calibration crises the thresholds must catch, per language. 0.99 for Chinese: on the
 # retired test sets in calibration it caught 209 of 210 crises against 207 at 0.98, and false alarms
@@ -202,7 +199,7 @@ def _category_classifier() -> Any:
 def decide(pattern: Urgency, probability: float, thresholds: Thresholds) -> bool:
     """Whether a message is urgent, given the patterns' verdict and the classifier's probability."""
     if pattern.category == "self_harm":
-        return probability >= thresholds.self_harm
+        return True
     if pattern.urgent and probability >= thresholds.confirm:
         return True
     return probability >= thresholds.alone
@@ -211,16 +208,13 @@ def decide(pattern: Urgency, probability: float, thresholds: Thresholds) -> bool
 def choose_thresholds(patterns: List[Urgency], probabilities: List[float], urgent: List[bool],
                       recall_target: float) -> Choice:
     """The least alarming thresholds whose recall reaches `recall_target` on these messages (or,
-    when none does, the ones with the best recall), preferring the more sensitive on a tie; and
-    the self-harm veto that loses none of their self-harm crises, with a margin of two."""
+    when none does, the ones with the best recall), preferring the more sensitive on a tie."""
     calm_count = urgent.count(False) or 1
     urgent_count = urgent.count(True) or 1
-    self_harm_crises = [p for v, p, u in zip(patterns, probabilities, urgent) if u and v.category == "self_harm"]
-    self_harm = min([SELF_HARM_VETO_MAX] + [p / 2 for p in self_harm_crises])
     best: Tuple[Tuple[float, ...], Choice] | None = None
     for confirm in CONFIRM_GRID:
         for alone in ALONE_GRID:
-            thresholds = Thresholds(confirm, alone, round(self_harm, 4))
+            thresholds = Thresholds(confirm, alone)
             said = [decide(v, p, thresholds) for v, p in zip(patterns, probabilities)]
             recall = sum(s for s, u in zip(said, urgent) if u) / urgent_count
             alarms = sum(s for s, u in zip(said, urgent) if not u) / calm_count

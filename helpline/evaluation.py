@@ -242,11 +242,11 @@ def run(paths: ProjectPaths = ProjectPaths()) -> str:
         lines += ["", "Thresholds chosen by `helpline train` on `bot/urgency_examples/calibration/` (never used to tune "
                   "the patterns; the classifier's probabilities cross-validated): the least alarming that reach the "
                   "language's recall target:", "",
-                  "| language | recall target | self-harm pattern overruled below | other pattern overruled below | "
+                  "| language | recall target | other pattern overruled below (a self-harm pattern never is) | "
                   "classifier alone at | calibration recall | calibration false alarms |",
-                  "|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|"]
         for language, choice in sorted(model.choices.items()):
-            lines.append(f"| {language} | {choice.target} | {choice.thresholds.self_harm} | {choice.thresholds.confirm} | "
+            lines.append(f"| {language} | {choice.target} | {choice.thresholds.confirm} | "
                          f"{choice.thresholds.alone} | {choice.recall:.3f} of {choice.urgent} | "
                          f"{choice.false_alarm_rate:.3f} of {choice.calm} |")
     lines += ["", "## Speed", "",

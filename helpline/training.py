@@ -136,9 +136,10 @@ def train_urgency_model(paths: ProjectPaths, progress: Progress = print) -> urge
     model = urgency.UrgencyModel.train(urgency.labelled_examples(paths.bot / "urgency_examples"), ordinary)
     for language, choice in model.choices.items():
         progress(
-            f"    {language}: self-harm pattern overruled below {choice.thresholds.self_harm}, other patterns below "
+            f"    {language}: a pattern (not self-harm) overruled below "
             f"{choice.thresholds.confirm}, classifier alone from {choice.thresholds.alone}; "
-            f"on calibration: recall {choice.recall:.3f} of {choice.urgent} (target {choice.target}), false alarms {choice.false_alarm_rate:.3f} of {choice.calm}"
+            f"on calibration: recall {choice.recall:.3f} of {choice.urgent} (target {choice.target}), "
+            f"false alarms {choice.false_alarm_rate:.3f} of {choice.calm}"
         )
     paths.models.mkdir(parents=True, exist_ok=True)
     model.save(paths.urgency_model)

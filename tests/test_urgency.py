@@ -92,20 +92,11 @@ SELF_HARM_HIT = urgency.Urgency(True, "self_harm", "patterns")
 NO_HIT = urgency.NOT_URGENT
 
 
-def test_a_self_harm_pattern_stands_unless_the_classifier_all_but_rules_it_out():
+def test_a_self_harm_pattern_always_stands():
+    # "nhiều đêm e nghĩ hay là treo cổ cho xong" inside a question about deductions got 0.002
     assert urgency.decide(SELF_HARM_HIT, 0.0, urgency.Thresholds(confirm=0.5, alone=0.9))
-    assert urgency.decide(SELF_HARM_HIT, 0.03, urgency.Thresholds(confirm=0.5, alone=0.9, self_harm=0.03))
-    assert not urgency.decide(SELF_HARM_HIT, 0.02, urgency.Thresholds(confirm=0.5, alone=0.9, self_harm=0.03))
-
-
-def test_the_self_harm_veto_keeps_every_self_harm_crisis_with_a_margin():
-    patterns = [SELF_HARM_HIT, SELF_HARM_HIT, SELF_HARM_HIT, NO_HIT]
-    calm_rooftop = 0.01  # "phơi đồ trên sân thượng"
-    choice = urgency.choose_thresholds(patterns, [0.6, 0.3, calm_rooftop, 0.0], [True, True, False, False], 0.98)
-    assert choice.thresholds.self_harm == urgency.SELF_HARM_VETO_MAX
-    assert (choice.recall, choice.false_alarm_rate) == (1.0, 0.0)
-    shy = urgency.choose_thresholds(patterns, [0.6, 0.04, calm_rooftop, 0.0], [True, True, False, False], 0.98)
-    assert shy.thresholds.self_harm == 0.02 and shy.recall == 1.0
+    assert urgency.decide(SELF_HARM_HIT, 0.002, urgency.Thresholds(confirm=0.5, alone=0.9))
+    assert not urgency.decide(PATTERN_HIT, 0.002, urgency.Thresholds(confirm=0.5, alone=0.9))
 
 
 @pytest.mark.parametrize("pattern, probability, urgent", [
