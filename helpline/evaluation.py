@@ -236,7 +236,8 @@ def run(paths: ProjectPaths = ProjectPaths()) -> str:
         "The test sets `eval_data/urgency*.yml` were written blind, each by its own writer, from "
         "`bot/urgency_examples/LABELLING.md` alone, and are used for nothing else; the patterns were tuned on "
         "`bot/urgency_examples/*.yml` and the classifier trained on `bot/urgency_examples/**` (with the FAQ questions "
-        "as ordinary messages)."]
+        "as ordinary messages). A test set whose results have guided a change is retired to "
+        "`bot/urgency_examples/` (`retired_set_*.yml`) and replaced by a fresh one."]
     model = assistant.urgency.model
     if model is not None:
         lines += ["", "Thresholds chosen by `helpline train` on `bot/urgency_examples/calibration/` (never used to tune "
