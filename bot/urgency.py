@@ -65,6 +65,8 @@ class _Patterns:
     general: Dict[str, Pattern[str]]
     hypothetical: Dict[str, Pattern[str]]
     first_person: Dict[str, Pattern[str]]
+    elsewhere: Dict[str, Pattern[str]]
+    own_wish: Dict[str, Pattern[str]]
     categories: Tuple[Tuple[str, Dict[str, Pattern[str]]], ...]
 
 
@@ -82,16 +84,16 @@ def _load(path: Path = PATTERNS_FILE) -> _Patterns:
     if unknown:
         raise UrgencyPatternError(f"{path.name}: unknown categories {sorted(unknown)}")
     hyperbole = {lang: _compile(parts, f"hyperbole.{lang}") for lang, parts in data["hyperbole"].items()}
-    resolved, general, hypothetical, first_person = (
+    resolved, general, hypothetical, first_person, elsewhere, own_wish = (
         {lang: _compile(parts, f"{key}.{lang}") for lang, parts in data[key].items()}
-        for key in ("resolved", "general", "hypothetical", "first_person")
+        for key in ("resolved", "general", "hypothetical", "first_person", "elsewhere", "own_wish")
     )
     categories = tuple(
         (name, {lang: _compile(parts, f"{name}.{lang}") for lang, parts in data["categories"][name].items()})
         for name in CATEGORIES
         if name in data["categories"]
     )
-    return _Patterns(hyperbole, resolved, general, hypothetical, first_person, categories)
+    return _Patterns(hyperbole, resolved, general, hypothetical, first_person, elsewhere, own_wish, categories)
 
 
 def _forms(text: str) -> Dict[str, str]:
@@ -113,7 +115,12 @@ def detect(text: str) -> Urgency:
         patterns.first_person[lang].search(form) for lang, form in cleaned.items()
     )
     supposed = any(patterns.hypothetical[lang].search(form.strip()) for lang, form in cleaned.items())
+    told_of = any(patterns.elsewhere[lang].search(form) for lang, form in cleaned.items()) and not any(
+        patterns.own_wish[lang].search(form) for lang, form in cleaned.items()
+    )
     for category, by_language in patterns.categories:
+        if category == "self_harm" and told_of:
+            continue
         if (over_and_done or in_general or supposed) and category != "self_harm":
             continue
         for lang, pattern in by_language.items():

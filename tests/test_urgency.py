@@ -58,6 +58,25 @@ def test_words_folding_makes_alike_are_told_apart(text, urgent):
     assert urgency.detect(text).urgent is urgent
 
 
+@pytest.mark.parametrize("text, urgent", [
+    # someone else's suicide in the news, a film or a dream is not the worker's crisis...
+    ("抖音上刷到有人在厂里跳楼 评论说是被欠薪 这种事多吗", False),
+    ("doc bao thay cong nhan o binh duong nhay lau, toi nghiep qua", False),
+    ("从二楼跳下去了… 是在梦里 醒来一身汗", False),
+    ("三年前失恋那阵子觉得活着没意思 后来慢慢走出来了 现在结婚了", False),
+    # ...unless the worker wants the same now
+    ("看新闻说又有人跳楼了 我也想跳", True),
+    ("xem phim thay nhan vat tu tu, e cung muon vay", True),
+    # said laughing is exaggeration; "not a joke" is not
+    ("今天质检说我们这批全返工 死了算了哈哈", False),
+    ("不想活了 真的 不是哈哈 欠了网贷三万", True),
+    ("k muon song nua that, k phai haha", True),
+    ("luong thang nay tre 3 ngay, chu tro doi tien nha muon chet luon haha", False),
+])
+def test_self_harm_told_of_elsewhere_or_in_jest(text, urgent):
+    assert urgency.detect(text).urgent is urgent
+
+
 def test_self_harm_is_never_silenced_by_the_past_or_general_markers():
     assert urgency.detect("以前也想过，现在还是不想活了").category == "self_harm"
     assert urgency.detect("hoi truoc e cung vay, gio e muon chet").category == "self_harm"
@@ -80,6 +99,7 @@ def test_a_broken_pattern_file_is_refused(tmp_path):
     bad.write_text(
         "hyperbole: {zh: [a], vi: [a]}\nresolved: {zh: [a], vi: [a]}\ngeneral: {zh: [a], vi: [a]}\n"
         "hypothetical: {zh: [a], vi: [a]}\nfirst_person: {zh: [a], vi: [a]}\n"
+        "elsewhere: {zh: [a], vi: [a]}\nown_wish: {zh: [a], vi: [a]}\n"
         "categories:\n  self_harm:\n    zh: ['(unclosed']\n    vi: [a]\n",
         encoding="utf-8",
     )
