@@ -264,13 +264,20 @@ class UrgencyModel:
         held = [i for i, e in enumerate(labelled) if e.calibration] or list(range(len(labelled)))
         rest = sorted(set(range(len(urgent))) - set(held))
 
-        probabilities: Dict[int, float] = {}
-        strata = [f"{labelled[i].language}:{labelled[i].category}" for i in held]
-        for train_part, test_part in StratifiedKFold(folds, shuffle=True, random_state=0).split(held, strata):
+        from joblib import Parallel, delayed
+
+        def held_out(train_part: Any, test_part: Any) -> List[Tuple[int, float]]:
             train_index = rest + [held[j] for j in train_part]
             classifier = _urgent_classifier().fit(features[train_index], [urgent[i] for i in train_index])
             test_index = [held[j] for j in test_part]
-            probabilities.update(zip(test_index, classifier.predict_proba(features[test_index])[:, 1]))
+            return list(zip(test_index, classifier.predict_proba(features[test_index])[:, 1]))
+
+        strata = [f"{labelled[i].language}:{labelled[i].category}" for i in held]
+        splits = StratifiedKFold(folds, shuffle=True, random_state=0).split(held, strata)
+        # the folds are independent: one per core (liblinear itself uses one)
+        probabilities: Dict[int, float] = {}
+        for fold in Parallel(n_jobs=-1, prefer="threads")(delayed(held_out)(train, test) for train, test in splits):
+            probabilities.update(fold)
         choices = {}
         for language in ("zh", "vi"):
             own = [i for i in held if script(labelled[i].text) == language]
