@@ -145,9 +145,10 @@ class Thresholds:
     `confirm`: a pattern match stands unless the probability is below this (the classifier can
     overrule a pattern only when it is nearly sure: "tai nạn lao động thì làm hồ sơ sao");
     `alone`: with no pattern match, the classifier alone needs this much.
-    A self-harm pattern always stands: the classifier once overruled one ("nhiều đêm e nghĩ hay là
-    treo cổ cho xong", a crisis told inside a question about wage deductions, at 0.002), and a
-    veto low enough to keep every calibration crisis caught no false alarm worth the risk.
+    A self-harm pattern always stands. A classifier veto once overruled one ("nhiều đêm e nghĩ hay
+    là treo cổ cho xong", a crisis told inside a question about wage deductions, at 0.002), and a
+    veto low enough to keep every calibration crisis (a few thousandths) kept almost no false alarm
+    away. The patterns' own `elsewhere` silencer handles the news, films and dreams.
     """
 
     confirm: float
