@@ -119,9 +119,7 @@ def detect(text: str) -> Urgency:
         patterns.own_wish[lang].search(form) for lang, form in cleaned.items()
     )
     for category, by_language in patterns.categories:
-        if category == "self_harm" and told_of:
-            continue
-        if (over_and_done or in_general or supposed) and category != "self_harm":
+        if told_of if category == "self_harm" else (over_and_done or in_general or supposed):
             continue
         for lang, pattern in by_language.items():
             if pattern.search(cleaned[lang]):
@@ -176,7 +174,7 @@ class Choice:
     false_alarm_rate: float
     urgent: int
     calm: int
-    target: float = 0.0
+    target: float
 
 
 def _vectorizer() -> Any:
@@ -255,6 +253,7 @@ class UrgencyModel:
         fold's classifier trained on every other message. (The n-gram weights are fitted once, on
         every text: they use no labels.)
         """
+        from joblib import Parallel, delayed
         from sklearn.model_selection import StratifiedKFold
 
         labelled = list(examples)
@@ -264,8 +263,6 @@ class UrgencyModel:
         urgent = [e.category is not None for e in labelled] + [False] * len(ordinary)
         held = [i for i, e in enumerate(labelled) if e.calibration] or list(range(len(labelled)))
         rest = sorted(set(range(len(urgent))) - set(held))
-
-        from joblib import Parallel, delayed
 
         def held_out(train_part: Any, test_part: Any) -> List[Tuple[int, float]]:
             train_index = rest + [held[j] for j in train_part]

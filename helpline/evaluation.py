@@ -3,8 +3,8 @@
 Every figure comes from test files under `eval_data/` that were written apart from the training
 data and are never used in training: held-out questions phrased differently (`heldout_*.yml`),
 short messages labelled with their language (`language_id.tsv`), and messages labelled urgent or
-not (`urgency_*.yml`, one file per blind test set). The report is printed and written to `reports/eval.md`, with a confusion
-matrix per language as PNG.
+not (`urgency_*.yml`, one file per blind test set). The report is printed and written to
+`reports/eval.md`, with a confusion matrix per language as PNG.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import csv
 import statistics
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
@@ -123,13 +123,13 @@ def score_language_id(path: Path) -> Tuple[float, Dict[str, Tuple[int, int]], Li
 @dataclass
 class UrgencyScores:
     language: str
-    urgent: int
-    caught: int
-    calm: int
-    false_alarms: int
-    wrong_category: int
-    misses: List[str]
-    alarms: List[str]
+    urgent: int = 0
+    caught: int = 0
+    calm: int = 0
+    false_alarms: int = 0
+    wrong_category: int = 0
+    misses: List[str] = field(default_factory=list)
+    alarms: List[str] = field(default_factory=list)
 
     @property
     def recall(self) -> float:
@@ -149,7 +149,7 @@ def score_urgency(cases: List[Dict[str, Any]], detector: urgency.UrgencyDetector
     scores: Dict[str, UrgencyScores] = {}
     for case in cases:
         lang = case["language"]
-        score = scores.setdefault(lang, UrgencyScores(lang, 0, 0, 0, 0, 0, [], []))
+        score = scores.setdefault(lang, UrgencyScores(lang))
         verdict = detector.detect(case["text"])
         if case["urgent"]:
             score.urgent += 1
@@ -171,12 +171,9 @@ def combine_scores(per_set: List[List[UrgencyScores]]) -> List[UrgencyScores]:
     totals: Dict[str, UrgencyScores] = {}
     for scores in per_set:
         for u in scores:
-            total = totals.setdefault(u.language, UrgencyScores(u.language, 0, 0, 0, 0, 0, [], []))
-            total.urgent, total.caught, total.calm = total.urgent + u.urgent, total.caught + u.caught, total.calm + u.calm
-            total.false_alarms += u.false_alarms
-            total.wrong_category += u.wrong_category
-            total.misses += u.misses
-            total.alarms += u.alarms
+            total = totals.setdefault(u.language, UrgencyScores(u.language))
+            for counted in fields(UrgencyScores)[1:]:  # every field but the language adds up
+                setattr(total, counted.name, getattr(total, counted.name) + getattr(u, counted.name))
     return [totals[lang] for lang in sorted(totals)]
 
 
@@ -200,7 +197,7 @@ def run(paths: ProjectPaths = ProjectPaths()) -> str:
     lang_accuracy, per_kind, lang_misses = score_language_id(paths.eval_data / "language_id.tsv")
     urgency_sets = load_urgency_sets(paths.eval_data)
     per_set = {name: score_urgency(cases, assistant.urgency) for name, cases in urgency_sets.items()}
-    urgency_scores = combine_scores([scores for scores in per_set.values()])
+    urgency_scores = combine_scores(list(per_set.values()))
     patterns_only = score_urgency([case for cases in urgency_sets.values() for case in cases], urgency.UrgencyDetector(None))
     latencies = sorted(ms for scores in intent_scores for ms in scores.latencies_ms)
     import json

@@ -3,19 +3,20 @@
 from bot import urgency
 from helpline import evaluation
 
+SELF_HARM_ZH = "- {text: 我不想活了, language: zh, urgent: true, category: self_harm}\n"
+EXAGGERATION_ZH = "- {text: 累死了, language: zh, urgent: false}\n"
+SELF_HARM_VI_AS_VIOLENCE = "- {text: toi k muon song nua, language: vi, urgent: true, category: violence}\n"
+CALM_VI_AS_FIRE = "- {text: hôm nay trời đẹp, language: vi, urgent: true, category: fire_chemical}\n"
+
+
+def _write_sets(folder, first, second):
+    (folder / "urgency.yml").write_text(first, encoding="utf-8")
+    (folder / "urgency_b.yml").write_text(second, encoding="utf-8")
+
 
 def test_urgency_sets_are_scored_together_per_language(tmp_path):
-    (tmp_path / "urgency.yml").write_text(
-        "- {text: 我不想活了, language: zh, urgent: true, category: self_harm}\n"
-        "- {text: 累死了, language: zh, urgent: false}\n",
-        encoding="utf-8",
-    )
-    (tmp_path / "urgency_b.yml").write_text(
-        "- {text: toi k muon song nua, language: vi, urgent: true, category: violence}\n"
-        "- {text: hôm nay trời đẹp, language: vi, urgent: true, category: fire_chemical}\n"
-        "- {text: cty co duoc giu cccd cua cong nhan k, language: vi, urgent: false}\n",
-        encoding="utf-8",
-    )
+    _write_sets(tmp_path, SELF_HARM_ZH + EXAGGERATION_ZH, SELF_HARM_VI_AS_VIOLENCE + CALM_VI_AS_FIRE
+                + "- {text: cty co duoc giu cccd cua cong nhan k, language: vi, urgent: false}\n")
     sets = evaluation.load_urgency_sets(tmp_path)
     assert list(sets) == ["urgency.yml", "urgency_b.yml"]
 
@@ -27,16 +28,7 @@ def test_urgency_sets_are_scored_together_per_language(tmp_path):
 
 
 def test_sets_scored_apart_and_combined_equal_the_sets_scored_together(tmp_path):
-    (tmp_path / "urgency.yml").write_text(
-        "- {text: 我不想活了, language: zh, urgent: true, category: self_harm}\n"
-        "- {text: toi k muon song nua, language: vi, urgent: true, category: violence}\n",
-        encoding="utf-8",
-    )
-    (tmp_path / "urgency_b.yml").write_text(
-        "- {text: 累死了, language: zh, urgent: false}\n"
-        "- {text: hôm nay trời đẹp, language: vi, urgent: true, category: fire_chemical}\n",
-        encoding="utf-8",
-    )
+    _write_sets(tmp_path, SELF_HARM_ZH + SELF_HARM_VI_AS_VIOLENCE, EXAGGERATION_ZH + CALM_VI_AS_FIRE)
     detector = urgency.UrgencyDetector(None)
     sets = evaluation.load_urgency_sets(tmp_path)
     apart = evaluation.combine_scores([evaluation.score_urgency(cases, detector) for cases in sets.values()])
