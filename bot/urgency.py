@@ -49,9 +49,13 @@ class Urgency:
     urgent: bool
     category: str | None = None
     source: str | None = None  # "patterns" or "model": which detector said so
+    # not urgent, though a category's words are there, in a context that silences them (over and
+    # done, asked in general, supposed, told of elsewhere): the classifier must be surer to overrule
+    silenced: bool = False
 
 
 NOT_URGENT = Urgency(False)
+SILENCED = Urgency(False, silenced=True)
 
 
 class UrgencyPatternError(ValueError):
@@ -118,13 +122,15 @@ def detect(text: str) -> Urgency:
     told_of = any(patterns.elsewhere[lang].search(form) for lang, form in cleaned.items()) and not any(
         patterns.own_wish[lang].search(form) for lang, form in cleaned.items()
     )
+    silenced = False
     for category, by_language in patterns.categories:
-        if told_of if category == "self_harm" else (over_and_done or in_general or supposed):
+        if not any(pattern.search(cleaned[lang]) for lang, pattern in by_language.items()):
             continue
-        for lang, pattern in by_language.items():
-            if pattern.search(cleaned[lang]):
-                return Urgency(True, category, "patterns")
-    return NOT_URGENT
+        if told_of if category == "self_harm" else (over_and_done or in_general or supposed):
+            silenced = True
+            continue
+        return Urgency(True, category, "patterns")
+    return SILENCED if silenced else NOT_URGENT
 
 
 def _features(text: str) -> str:
@@ -142,7 +148,9 @@ class Thresholds:
 
     `confirm`: a pattern match stands unless the probability is below this (the classifier can
     overrule a pattern only when it is nearly sure: "tai nạn lao động thì làm hồ sơ sao");
-    `alone`: with no pattern match, the classifier alone needs this much.
+    `alone`: with no pattern match, the classifier alone needs this much; `silenced`: where the
+    patterns found a category's words in a context that silences them ("刷抖音说有人在厂里被关起来了"),
+    the classifier needs this much to overrule the silencer.
     A self-harm pattern always stands. A classifier veto once overruled one ("nhiều đêm e nghĩ hay
     là treo cổ cho xong", a crisis told inside a question about wage deductions, at 0.002), and a
     veto low enough to keep every calibration crisis (a few thousandths) kept almost no false alarm
@@ -151,6 +159,7 @@ class Thresholds:
 
     confirm: float
     alone: float
+    silenced: float
 
 
 # The settings cross-validation chooses from, most sensitive first.
@@ -209,29 +218,43 @@ def _category_classifier() -> Any:
 
 def decide(pattern: Urgency, probability: float, thresholds: Thresholds) -> bool:
     """Whether a message is urgent, given the patterns' verdict and the classifier's probability."""
-    if pattern.category == "self_harm":
-        return True
-    if pattern.urgent and probability >= thresholds.confirm:
-        return True
-    return probability >= thresholds.alone
+    return bool(_alarms(pattern.category == "self_harm", pattern.urgent, pattern.silenced, probability, thresholds))
+
+
+def _alarms(self_harm: Any, pattern: Any, silenced: Any, probability: Any, thresholds: Thresholds) -> Any:
+    """`decide`'s rule, on single values or element by element on NumPy arrays (for the search over
+    thresholds): a self-harm pattern always stands, another pattern unless the classifier is nearly
+    sure it is wrong, and otherwise the classifier decides alone."""
+    import numpy as np
+
+    alone = np.where(silenced, thresholds.silenced, thresholds.alone)
+    return self_harm | (pattern & (probability >= thresholds.confirm)) | (probability >= alone)
 
 
 def choose_thresholds(patterns: List[Urgency], probabilities: List[float], urgent: List[bool],
                       recall_target: float) -> Choice:
     """The least alarming thresholds whose recall reaches `recall_target` on these messages (or,
     when none does, the ones with the best recall), preferring the more sensitive on a tie."""
-    calm_count = urgent.count(False) or 1
-    urgent_count = urgent.count(True) or 1
+    import numpy as np
+
+    self_harm = np.array([v.category == "self_harm" for v in patterns], dtype=bool)
+    pattern = np.array([v.urgent for v in patterns], dtype=bool)
+    silenced = np.array([v.silenced for v in patterns], dtype=bool)
+    probability = np.array(probabilities, dtype=float)
+    crisis = np.array(urgent, dtype=bool)
+    calm_count = int((~crisis).sum()) or 1
+    urgent_count = int(crisis.sum()) or 1
     best: Tuple[Tuple[float, ...], Choice] | None = None
     for confirm in CONFIRM_GRID:
         for alone in ALONE_GRID:
-            thresholds = Thresholds(confirm, alone)
-            said = [decide(v, p, thresholds) for v, p in zip(patterns, probabilities)]
-            recall = sum(s for s, u in zip(said, urgent) if u) / urgent_count
-            alarms = sum(s for s, u in zip(said, urgent) if not u) / calm_count
-            key = (min(recall, recall_target), -alarms, recall, -confirm, -alone)
-            if best is None or key > best[0]:
-                best = (key, Choice(thresholds, recall, alarms, urgent.count(True), urgent.count(False), recall_target))
+            for overrule in ALONE_GRID:
+                thresholds = Thresholds(confirm, alone, overrule)
+                said = _alarms(self_harm, pattern, silenced, probability, thresholds)
+                recall = int((said & crisis).sum()) / urgent_count
+                alarms = int((said & ~crisis).sum()) / calm_count
+                key = (min(recall, recall_target), -alarms, recall, -confirm, -alone, -overrule)
+                if best is None or key > best[0]:
+                    best = (key, Choice(thresholds, recall, alarms, int(crisis.sum()), int((~crisis).sum()), recall_target))
     assert best is not None
     return best[1]
 

@@ -241,11 +241,13 @@ def run(paths: ProjectPaths = ProjectPaths()) -> str:
                   "the patterns; the classifier's probabilities cross-validated): the least alarming that reach the "
                   "language's recall target:", "",
                   "| language | recall target | other pattern overruled below (a self-harm pattern never is) | "
-                  "classifier alone at | calibration recall | calibration false alarms |",
-                  "|---|---|---|---|---|---|"]
+                  "classifier alone at | classifier against a silencer at | calibration recall | "
+                  "calibration false alarms |",
+                  "|---|---|---|---|---|---|---|"]
         for language, choice in sorted(model.choices.items()):
             lines.append(f"| {language} | {choice.target} | {choice.thresholds.confirm} | "
-                         f"{choice.thresholds.alone} | {choice.recall:.3f} of {choice.urgent} | "
+                         f"{choice.thresholds.alone} | {choice.thresholds.silenced} | "
+                         f"{choice.recall:.3f} of {choice.urgent} | "
                          f"{choice.false_alarm_rate:.3f} of {choice.calm} |")
     lines += ["", "## Speed", "",
               f"- Model load: {load_seconds:.1f} s; last training: {info.get('train_seconds', '?')} s.",

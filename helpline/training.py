@@ -137,7 +137,8 @@ def train_urgency_model(paths: ProjectPaths, progress: Progress = print) -> urge
     for language, choice in model.choices.items():
         progress(
             f"    {language}: a pattern (not self-harm) overruled below "
-            f"{choice.thresholds.confirm}, classifier alone from {choice.thresholds.alone}; "
+            f"{choice.thresholds.confirm}, classifier alone from {choice.thresholds.alone} "
+            f"(against a silencer from {choice.thresholds.silenced}); "
             f"on calibration: recall {choice.recall:.3f} of {choice.urgent} (target {choice.target}), "
             f"false alarms {choice.false_alarm_rate:.3f} of {choice.calm}"
         )

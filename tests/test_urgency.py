@@ -43,7 +43,18 @@ def test_each_category_is_caught_in_both_languages(text, category):
     "cty co duoc giu cccd cua cong nhan k", "去年手被机器夹过，早就好了，现在还能申请工伤吗",
 ])
 def test_hyperbole_general_questions_and_old_events_are_not_urgent(text):
-    assert urgency.detect(text) == urgency.NOT_URGENT
+    assert not urgency.detect(text).urgent
+
+
+@pytest.mark.parametrize("text, silenced", [
+    ("公司可以扣身份证吗", True),  # the words of a crisis, asked in general
+    ("去年手被机器夹过，早就好了，现在还能申请工伤吗", True),  # over and done
+    ("刷抖音看到有个厂着火了", True),  # far away
+    ("累死了", False),  # exaggeration is taken out before the categories are matched
+    ("加班费怎么算", False),
+])
+def test_crisis_words_in_a_silencing_context_are_marked_silenced(text, silenced):
+    assert urgency.detect(text) == (urgency.SILENCED if silenced else urgency.NOT_URGENT)
 
 
 @pytest.mark.parametrize("text, urgent", [
@@ -114,9 +125,9 @@ NO_HIT = urgency.NOT_URGENT
 
 def test_a_self_harm_pattern_always_stands():
     # "nhiều đêm e nghĩ hay là treo cổ cho xong" inside a question about deductions got 0.002
-    assert urgency.decide(SELF_HARM_HIT, 0.0, urgency.Thresholds(confirm=0.5, alone=0.9))
-    assert urgency.decide(SELF_HARM_HIT, 0.002, urgency.Thresholds(confirm=0.5, alone=0.9))
-    assert not urgency.decide(PATTERN_HIT, 0.002, urgency.Thresholds(confirm=0.5, alone=0.9))
+    assert urgency.decide(SELF_HARM_HIT, 0.0, urgency.Thresholds(confirm=0.5, alone=0.9, silenced=0.9))
+    assert urgency.decide(SELF_HARM_HIT, 0.002, urgency.Thresholds(confirm=0.5, alone=0.9, silenced=0.9))
+    assert not urgency.decide(PATTERN_HIT, 0.002, urgency.Thresholds(confirm=0.5, alone=0.9, silenced=0.9))
 
 
 @pytest.mark.parametrize("pattern, probability, urgent", [
@@ -124,9 +135,11 @@ def test_a_self_harm_pattern_always_stands():
     (PATTERN_HIT, 0.04, False),
     (NO_HIT, 0.69, False),  # alone, the classifier needs more
     (NO_HIT, 0.70, True),
+    (urgency.SILENCED, 0.89, False),  # crisis words the patterns silenced: the classifier must be surer
+    (urgency.SILENCED, 0.90, True),
 ])
 def test_a_pattern_needs_less_from_the_classifier_than_the_classifier_alone(pattern, probability, urgent):
-    assert urgency.decide(pattern, probability, urgency.Thresholds(confirm=0.05, alone=0.7)) is urgent
+    assert urgency.decide(pattern, probability, urgency.Thresholds(confirm=0.05, alone=0.7, silenced=0.9)) is urgent
 
 
 def test_thresholds_are_the_least_alarming_that_reach_the_recall_target():
@@ -139,6 +152,17 @@ def test_thresholds_are_the_least_alarming_that_reach_the_recall_target():
     assert (choice.recall, choice.false_alarm_rate, choice.target) == (1.0, 0.0, 1.0)
     assert choice.thresholds.confirm > 0.01 and choice.thresholds.confirm <= 0.3
     assert 0.45 < choice.thresholds.alone <= 0.62
+
+
+def test_the_silenced_threshold_keeps_calm_messages_with_silenced_crisis_words_quiet():
+    # Two crises only the classifier sees (0.5, 0.7); two calm messages whose crisis words the
+    # patterns silenced ("新闻说…着火了") that the classifier likes (0.55, 0.6), and one it does not.
+    patterns = [NO_HIT, NO_HIT, urgency.SILENCED, urgency.SILENCED, NO_HIT]
+    probabilities = [0.5, 0.7, 0.55, 0.6, 0.1]
+    urgent = [True, True, False, False, False]
+    choice = urgency.choose_thresholds(patterns, probabilities, urgent, recall_target=1.0)
+    assert (choice.recall, choice.false_alarm_rate) == (1.0, 0.0)
+    assert 0.1 < choice.thresholds.alone <= 0.5 < 0.6 < choice.thresholds.silenced
 
 
 def test_when_no_thresholds_reach_the_target_the_best_recall_is_kept_at_its_most_sensitive():
