@@ -166,10 +166,11 @@ class Thresholds:
 CONFIRM_GRID = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
 ALONE_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 # The share of calibration crises the thresholds must catch, per language, chosen on the retired test
-# sets in calibration (A, B, C, E, G: 350 crises and about 340 calm messages per language). Chinese
-# at 0.99 caught 349, against 348 at 0.98, for 11 false alarms against 7. Vietnamese at 0.98 caught
-# 349 with 15 false alarms; 0.99 caught all 350 with 29.
-RECALL_TARGETS = {"zh": 0.99, "vi": 0.98}
+# sets in calibration (A, B, C, E, G: 350 crises and about 380 calm messages per language), whose
+# mix is the helpline's, not the hard cases'. With the third (silenced) threshold and 23,000 labelled
+# messages: Chinese at 0.99 missed 1 with 5 false alarms, at 0.985 3 with 4, at 0.995 none with 13;
+# Vietnamese at 0.985 missed 1 with 10 false alarms, at 0.98 2 with 10, at 0.99 1 with 16.
+RECALL_TARGETS = {"zh": 0.99, "vi": 0.985}
 FOLDS = 5
 _TERM_SEPARATOR = "\x00"  # between the terms of a saved vocabulary (`save` refuses a term holding it)
 
