@@ -198,7 +198,12 @@ def run(paths: ProjectPaths = ProjectPaths()) -> str:
     urgency_sets = load_urgency_sets(paths.eval_data)
     per_set = {name: score_urgency(cases, assistant.urgency) for name, cases in urgency_sets.items()}
     urgency_scores = combine_scores(list(per_set.values()))
-    patterns_only = score_urgency([case for cases in urgency_sets.values() for case in cases], urgency.UrgencyDetector(None))
+    all_cases = [case for cases in urgency_sets.values() for case in cases]
+    patterns_only = score_urgency(all_cases, urgency.UrgencyDetector(None))
+    # a writer may write what another already had ("你好", the labelling guide's own examples)
+    seen = {example.text.strip() for example in urgency.labelled_examples(paths.bot / "urgency_examples")}
+    unseen = [case for case in all_cases if case["text"].strip() not in seen]
+    unseen_scores = score_urgency(unseen, assistant.urgency) if len(unseen) < len(all_cases) else []
     latencies = sorted(ms for scores in intent_scores for ms in scores.latencies_ms)
     import json
 
@@ -228,6 +233,11 @@ def run(paths: ProjectPaths = ProjectPaths()) -> str:
         lines += ["", "Per test set: " + "; ".join(
             f"`{name}` {u.language} recall {u.recall:.3f} of {u.urgent}, false alarms {u.false_alarm_rate:.3f} of {u.calm}"
             for name, scores in per_set.items() for u in scores) + "."]
+    if unseen_scores:
+        lines += ["", f"{len(all_cases) - len(unseen)} of the {len(all_cases)} test messages also occur among the "
+                  "labelled training examples; without them: " + "; ".join(
+                      f"{u.language} recall {u.recall:.3f} of {u.urgent}, false alarms {u.false_alarm_rate:.3f} of {u.calm}"
+                      for u in unseen_scores) + "."]
     lines += ["", "Patterns alone (without the classifier): " + "; ".join(
         f"{u.language} recall {u.recall:.3f}, false alarms {u.false_alarm_rate:.3f}" for u in patterns_only) + ".",
         "The test sets `eval_data/urgency*.yml` were written blind, each by its own writer, from "
