@@ -124,12 +124,13 @@ def detect(text: str) -> Urgency:
     )
     silenced = False
     for category, by_language in patterns.categories:
-        if not any(pattern.search(cleaned[lang]) for lang, pattern in by_language.items()):
-            continue
-        if told_of if category == "self_harm" else (over_and_done or in_general or supposed):
+        quiet = told_of if category == "self_harm" else (over_and_done or in_general or supposed)
+        if quiet and silenced:
+            continue  # already known to be silenced: no need to search
+        if any(pattern.search(cleaned[lang]) for lang, pattern in by_language.items()):
+            if not quiet:
+                return Urgency(True, category, "patterns")
             silenced = True
-            continue
-        return Urgency(True, category, "patterns")
     return SILENCED if silenced else NOT_URGENT
 
 
